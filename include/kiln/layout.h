@@ -124,4 +124,28 @@ cleanup_local_imagep (void *p)
 int kiln_layout_export (const char *layout_dir, const char *manifest_digest,
                         const kiln_location *dst, kiln_error **err);
 
+/* ---- docker-archive manifest.json ---- */
+
+/* One entry of a docker-archive's manifest.json (paths inside the tar). */
+typedef struct kiln_docker_entry {
+        char *config;
+        char **repo_tags; /* strv; may be NULL */
+        char **layers;    /* strv */
+} kiln_docker_entry;
+
+/* Parses manifest.json (a JSON array, bounded by KILN_MANIFEST_MAX).
+ * *out (n entries) is the caller's; free with kiln_docker_entries_free. */
+int kiln_docker_manifest_parse (kiln_docker_entry **out, size_t *n, const char *data, size_t len,
+                                kiln_error **err);
+
+/* Canonical manifest.json for one image; *out is the caller's. */
+int kiln_docker_manifest_to_json (char **out, size_t *len, const kiln_docker_entry *e,
+                                  kiln_error **err);
+
+void kiln_docker_entries_free (kiln_docker_entry *e, size_t n);
+
+/* Parses a JSON array of strings ("[\"a\",\"b\"]") into a strv; for
+ * --entrypoint and --cmd.  Errors are KILN_E_INVALID. */
+int kiln_json_strv_parse (char ***out, const char *text, kiln_error **err);
+
 #endif
