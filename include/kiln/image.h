@@ -136,12 +136,14 @@ void kiln_descriptor_copy (kiln_descriptor *dst, const kiln_descriptor *src);
 void kiln_platform_free (kiln_platform *p);
 kiln_platform *kiln_platform_dup (const kiln_platform *p);
 
-/* Parses "os/arch[/variant]" (e.g. "linux/arm64/v8").  *out is the caller's. */
+/* Parses "os/arch[/variant]" (e.g. "linux/arm64/v8").  Machine names are
+ * mapped to GOARCH ones ("linux/aarch64" is linux/arm64/v8, "linux/x86_64"
+ * linux/amd64).  *out is the caller's.  Errors (KILN_E_INVALID) quote s. */
 int kiln_platform_parse (kiln_platform **out, const char *s, kiln_error **err);
 /* The running host's platform ("linux", GOARCH name, variant if any). */
 kiln_platform *kiln_platform_host (void);
 /* True when `have` satisfies `want` (os, architecture, and variant when want
- * names one; arm64 without a variant matches v8). */
+ * names one; arm64 without a variant matches v8, amd64 without one v1). */
 bool kiln_platform_match (const kiln_platform *want, const kiln_platform *have);
 
 /* Tells a manifest from an index by its mediaType field, else the
@@ -160,6 +162,12 @@ void kiln_manifest_free (kiln_manifest *m);
 int kiln_index_parse (kiln_index **out, const char *data, size_t len, kiln_error **err);
 int kiln_index_to_json (char **out, size_t *len, const kiln_index *x, kiln_error **err);
 void kiln_index_free (kiln_index *x);
+
+/* Picks the first entry of x whose platform satisfies `want` (as
+ * kiln_platform_match), as the image spec asks.  *out is borrowed from x.
+ * Fails with KILN_E_NOT_FOUND, listing the platforms the index has. */
+int kiln_index_select (const kiln_descriptor **out, const kiln_index *x, const kiln_platform *want,
+                       kiln_error **err);
 
 int kiln_config_parse (kiln_image_config **out, const char *data, size_t len, kiln_error **err);
 int kiln_config_to_json (char **out, size_t *len, const kiln_image_config *c, kiln_error **err);
