@@ -1,4 +1,5 @@
 /* kiln: JSON reading and writing for the image model (the jansson wrapper). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ kiln_json_load (json_t **out, const char *data, size_t len, size_t max, kiln_err
         if (len > max)
                 return kiln_error_makec (err, KILN_E_TOO_LARGE, 0,
                                          "%zu bytes exceed the limit of %zu bytes", len, max);
+        assert (data != NULL || len == 0);
         if (data == NULL)
                 data = "";
         if (check_depth (data, len, err) < 0)

@@ -247,8 +247,10 @@ kiln_manifest_kind_of (const char *data, size_t len, const char *content_type)
         kiln_manifest_kind k;
         json_t *mt;
 
+        /* A body that is not JSON still goes to the parser its Content-Type
+         * names, which then reports what is wrong with it. */
         if (kiln_json_load (&root, data, len, KILN_MANIFEST_MAX, &err) < 0)
-                return KILN_KIND_UNKNOWN;
+                return kind_of_media_type (content_type);
         mt = json_object_get (root, "mediaType");
         k = kind_of_media_type (json_is_string (mt) ? json_string_value (mt) : NULL);
         if (k == KILN_KIND_UNKNOWN)

@@ -147,7 +147,8 @@ kiln_platform *kiln_platform_host (void);
 bool kiln_platform_match (const kiln_platform *want, const kiln_platform *have);
 
 /* Tells a manifest from an index by its mediaType field, else the
- * content_type (may be NULL), else its shape ("manifests" vs "layers"). */
+ * content_type (may be NULL), else its shape ("manifests" vs "layers").
+ * A body that is not a JSON object is judged by content_type alone. */
 kiln_manifest_kind kiln_manifest_kind_of (const char *data, size_t len, const char *content_type);
 
 /* True when media_type is one of the two image-manifest types. */
