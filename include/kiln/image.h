@@ -182,7 +182,8 @@ const char *kiln_config_get_env (const kiln_image_config *c, const char *key);
 /* Appends a diff_id and a history entry for it (empty_layer false). */
 void kiln_config_add_layer (kiln_image_config *c, const char *diff_id, const char *created,
                             const char *created_by, const char *comment);
-/* Adds "8080/tcp" style port (kept sorted, unique). */
+/* Adds "8080/tcp" style port (kept sorted, unique); a bare "8080" is
+ * stored as "8080/tcp", as Docker reads it. */
 void kiln_config_add_port (kiln_image_config *c, const char *port);
 
 static inline void
