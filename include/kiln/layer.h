@@ -68,7 +68,10 @@ int kiln_source_date_epoch (int64_t *out, kiln_error **err);
 
 /* Writes a layer from entries to out_path (created or truncated).  Device
  * nodes and fifos are refused (KILN_E_UNSUPPORTED, naming the file); sockets
- * are skipped; hardlinks within the layer are written as hardlinks. */
+ * are skipped; hardlinks within the layer are written as hardlinks.  When
+ * two inputs give the same image path the later input wins; a non-directory
+ * that another entry lies inside is KILN_E_CONFLICT.  The root itself is
+ * not written as an entry.  On failure out_path is removed. */
 int kiln_layer_write (kiln_layer_info *out, const kiln_layer_entry *entries, size_t n_entries,
                       const char *out_path, const kiln_layer_opts *opts, kiln_error **err);
 
@@ -89,7 +92,9 @@ typedef struct kiln_extract_opts {
 void kiln_extract_opts_init (kiln_extract_opts *opts);
 
 /* Applies the layer in `layer_path` (tar, tar+gzip or tar+zstd, detected by
- * magic) to the directory `root`, which must exist.  Refuses, with one-line
+ * magic) to the directory `root`, which must exist.  Device nodes and fifos
+ * in the layer are skipped.  Symlinks on the way to an entry are resolved
+ * inside root, as under chroot.  Refuses, with one-line
  * KILN_E_INVALID errors naming the entry: absolute paths, "..", writes
  * through symlinks or to hardlink targets outside the root, and more
  * entries or bytes than the limits (KILN_E_TOO_LARGE).  Never writes
