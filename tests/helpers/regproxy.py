@@ -872,14 +872,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     conn.putheader("Content-Length", length)
                 conn.endheaders()
                 if self.has_body():
-                    for piece in self.body_pieces():
-                        if chunked:
-                            conn.send(b"%x\r\n" % len(piece))
-                        conn.send(piece)
-                        if chunked:
-                            conn.send(b"\r\n")
-                    if chunked:
-                        conn.send(b"0\r\n\r\n")
+                    try:
+                        self.send_body_upstream(conn, chunked)
+                    except OSError:
+                        # The upstream may have answered early and closed
+                        # (as Go's server does with a large unread body);
+                        # pass that answer on if it can still be read.
+                        self.close_connection = True
+                        return conn.getresponse()
                 return conn.getresponse()
             except ClientGone:
                 self.close_upstream()
@@ -891,6 +891,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if attempt == 0 and self.body_bytes == 0:
                     continue
                 raise UpstreamError(str(e))
+
+    def send_body_upstream(self, conn, chunked):
+        for piece in self.body_pieces():
+            if chunked:
+                conn.send(b"%x\r\n" % len(piece))
+            conn.send(piece)
+            if chunked:
+                conn.send(b"\r\n")
+        if chunked:
+            conn.send(b"0\r\n\r\n")
 
     def rewrite_location(self, value):
         u = urllib.parse.urlsplit(value)

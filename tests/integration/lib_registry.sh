@@ -5,7 +5,9 @@
 #   start_plain_registry [NAME]              plain HTTP
 #   start_tls_registry [NAME]                HTTPS with a test CA; also sets
 #       CA_FILE (PEM), CERT_DIR (a directory holding ca.crt, for
-#       skopeo --dest-cert-dir / --src-cert-dir), TLS_DIR
+#       skopeo --dest-cert-dir / --src-cert-dir), TLS_CERT and TLS_KEY
+#       (the server's, for 127.0.0.1 and localhost: regproxy --tls-cert
+#       and --tls-key can use them too), TLS_DIR
 #   start_htpasswd_registry USER PASS [NAME] Basic auth from a bcrypt
 #       htpasswd file; also sets REG_USER, REG_PASS, HTPASSWD_FILE
 # Proxy (tests/helpers/regproxy.py, whose docstring documents its options,
@@ -29,6 +31,7 @@
 #   make_test_image DIR SIZE_MB LAYERS [SEED]   OCI layout tagged latest;
 #       sets IMG_MANIFEST_DIGEST, IMG_MANIFEST_SIZE, IMG_CONFIG_DIGEST,
 #       IMG_LAYER_DIGESTS, IMG_LAYER_BYTES, IMG_BLOB_BYTES
+# shellcheck disable=SC2034 # the variables set here are for the caller
 HELPERS_DIR="$TESTS_DIR/helpers"
 REGPROXY="$HELPERS_DIR/regproxy.py"
 T_PROXIES=0
@@ -44,7 +47,9 @@ make_test_ca() {
         TLS_DIR="$WORK/tls"
         CA_FILE="$TLS_DIR/ca.crt"
         CERT_DIR="$TLS_DIR/certs.d"
-        [ -f "$TLS_DIR/server.crt" ] && return 0
+        TLS_CERT="$TLS_DIR/server.crt"
+        TLS_KEY="$TLS_DIR/server.key"
+        [ -f "$TLS_CERT" ] && return 0
         mkdir -p "$CERT_DIR"
         (
                 cd "$TLS_DIR" || exit 1
@@ -71,8 +76,8 @@ start_tls_registry() {
         make_test_ca || return 1
         start_registry "$name" \
                 "  tls:" \
-                "    certificate: $TLS_DIR/server.crt" \
-                "    key: $TLS_DIR/server.key" || return 1
+                "    certificate: $TLS_CERT" \
+                "    key: $TLS_KEY" || return 1
         REG_DIR="$WORK/registry-$name"
         wait_https "https://$REG/v2/" || return 1
 }
