@@ -1,7 +1,9 @@
 # Registry test helpers; source after lib.sh.
 #
-# Registries (each call starts a new one and sets REG, REG_PORT, REG_DIR;
-# keep REG in your own variable before starting the next):
+# Registries (each call starts a new one, in $WORK/registry-NAME, made
+# unique by a -2, -3... suffix; sets REG (127.0.0.1:port), REG_PORT,
+# REG_DIR (config.yml, data/, log); keep REG in your own variable before
+# starting the next):
 #   start_plain_registry [NAME]              plain HTTP
 #   start_tls_registry [NAME]                HTTPS with a test CA; also sets
 #       CA_FILE (PEM), CERT_DIR (a directory holding ca.crt, for
@@ -36,9 +38,18 @@ HELPERS_DIR="$TESTS_DIR/helpers"
 REGPROXY="$HELPERS_DIR/regproxy.py"
 T_PROXIES=0
 
+# reg_name BASE: BASE, or BASE-2, BASE-3... if a registry by that name exists.
+reg_name() {
+        local n=$1 i=2
+        while [ -e "$WORK/registry-$n" ]; do n="$1-$i" && i=$((i + 1)); done
+        echo "$n"
+}
+
 start_plain_registry() {
-        start_registry "${1:-plain}" || return 1
-        REG_DIR="$WORK/registry-${1:-plain}"
+        local name
+        name=$(reg_name "${1:-plain}")
+        start_registry "$name" || return 1
+        REG_DIR="$WORK/registry-$name"
 }
 
 # make_test_ca: a CA and a server certificate for 127.0.0.1 and localhost,
@@ -72,7 +83,8 @@ make_test_ca() {
 }
 
 start_tls_registry() {
-        local name=${1:-tls}
+        local name
+        name=$(reg_name "${1:-tls}")
         make_test_ca || return 1
         start_registry "$name" \
                 "  tls:" \
@@ -94,7 +106,8 @@ wait_https() {
 }
 
 start_htpasswd_registry() {
-        local user=$1 pass=$2 name=${3:-htpasswd}
+        local user=$1 pass=$2 name
+        name=$(reg_name "${3:-htpasswd}")
         HTPASSWD_FILE="$WORK/$name.htpasswd"
         htpasswd -Bbn "$user" "$pass" >"$HTPASSWD_FILE" || return 1
         start_registry "$name" \
