@@ -206,11 +206,18 @@ valid_utf8 (const json_t *v)
                 return ok;
         }
         case JSON_OBJECT:
-                json_object_foreach ((json_t *) v, key,
-                                     child) if (!valid_utf8 (child)) return false;
+                json_object_foreach ((json_t *) v, key, child)
+                {
+                        if (!valid_utf8 (child))
+                                return false;
+                }
                 return true;
         case JSON_ARRAY:
-                json_array_foreach (v, i, child) if (!valid_utf8 (child)) return false;
+                json_array_foreach (v, i, child)
+                {
+                        if (!valid_utf8 (child))
+                                return false;
+                }
                 return true;
         default:
                 return true;
