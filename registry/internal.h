@@ -131,6 +131,16 @@ bool reg_auth_on_401 (kiln_registry *r, reg_host *h, const char *www_authenticat
 /* Applies TLS and timeout settings for url to a handle. */
 void reg_curl_setup (kiln_registry *r, CURL *c, const char *url, bool big);
 
+/* GETs a blob into fd (or buf), hashing it as it comes; verifies the
+ * digest, and the size when >= 0. */
+int reg_get_blob (kiln_registry *r, const kiln_reference *repo, const char *digest, int64_t size,
+                  int fd, kiln_buf *buf, kiln_error **err);
+
+/* Runs fn for items 0..n-1 on up to opts.jobs threads.  After the first
+ * failure no new item starts; that failure is returned. */
+int reg_pool_run (kiln_registry *r, size_t n, int (*fn) (void *ctx, size_t i, kiln_error **err),
+                  void *ctx, kiln_error **err);
+
 void reg_stats_add (kiln_registry *r, uint64_t *field, uint64_t n);
 void reg_progress (kiln_registry *r, kiln_progress_event ev, const char *digest, uint64_t done,
                    uint64_t total);
