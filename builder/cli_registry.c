@@ -9,6 +9,7 @@
 #include "kiln/cleanup.h"
 #include "kiln/cli.h"
 #include "kiln/json.h"
+#include "kiln/log.h"
 #include "kiln/registry.h"
 
 typedef struct progress {
@@ -178,9 +179,20 @@ kiln_cli_registry_client (kiln_registry **out, kiln_cli_registry *o, const kiln_
 }
 
 int
-kiln_cli_registry_result (const kiln_cli_registry *o, const kiln_global *g, const char *reference,
-                          const char *digest, kiln_error **err)
+kiln_cli_registry_result (const kiln_cli_registry *o, const kiln_global *g, const kiln_registry *r,
+                          const char *reference, const char *digest, kiln_error **err)
 {
+        if (r) {
+                kiln_registry_stats st;
+                kiln_registry_get_stats (r, &st);
+                kiln_info ("%llu requests (%llu retried), %llu blobs uploaded, %llu mounted, "
+                           "%llu already there, %llu bytes up, %llu bytes down",
+                           (unsigned long long) st.requests, (unsigned long long) st.retries,
+                           (unsigned long long) st.blobs_uploaded,
+                           (unsigned long long) st.blobs_mounted,
+                           (unsigned long long) st.blobs_existing, (unsigned long long) st.bytes_up,
+                           (unsigned long long) st.bytes_down);
+        }
         if (o->digest_file) {
                 cleanup_free char *line = kiln_strdup_printf ("%s\n", digest);
                 if (kiln_write_file (o->digest_file, line, strlen (line), 0644, err) < 0)

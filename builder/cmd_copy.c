@@ -53,7 +53,7 @@ copy (kiln_cli_registry *o, kiln_global *g, const char *src, const char *dst, ki
                 }
         }
         if (ret == 0)
-                ret = kiln_cli_registry_result (o, g, dst, digest, err);
+                ret = kiln_cli_registry_result (o, g, r, dst, digest, err);
 out:
         kiln_location_clear (&sloc);
         kiln_location_clear (&dloc);

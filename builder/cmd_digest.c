@@ -21,7 +21,7 @@ digest (kiln_cli_registry *o, kiln_global *g, const char *src, kiln_error **err)
                 cleanup_remote_image kiln_remote_image *img = NULL;
                 if (kiln_registry_open_image (&img, r, ref, o->platform, err) < 0)
                         return -1;
-                return kiln_cli_registry_result (o, g, src, img->digest, err);
+                return kiln_cli_registry_result (o, g, r, src, img->digest, err);
         }
         /* HEAD is cheap (and not counted by Docker Hub); GET when the
          * registry gives no digest header. */
@@ -38,7 +38,7 @@ digest (kiln_cli_registry *o, kiln_global *g, const char *src, kiln_error **err)
                 kiln_strlcpy (d, m.digest, sizeof d);
                 kiln_registry_manifest_clear (&m);
         }
-        return kiln_cli_registry_result (o, g, src, d, err);
+        return kiln_cli_registry_result (o, g, r, src, d, err);
 }
 
 static int

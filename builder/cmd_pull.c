@@ -30,7 +30,7 @@ pull (kiln_cli_registry *o, kiln_global *g, const char *src, const char *dst, ki
                 goto out;
         if (kiln_cli_pull_to (r, o, ref, &loc, digest, err) < 0)
                 goto out;
-        ret = kiln_cli_registry_result (o, g, src, digest, err);
+        ret = kiln_cli_registry_result (o, g, r, src, digest, err);
 out:
         kiln_location_clear (&loc);
         return ret;

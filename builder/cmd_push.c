@@ -33,7 +33,7 @@ push (kiln_cli_registry *o, kiln_global *g, const char *src, const char *dst, ki
                 goto out;
         if (kiln_registry_push_local (r, img, ref, digest, err) < 0)
                 goto out;
-        ret = kiln_cli_registry_result (o, g, dst, digest, err);
+        ret = kiln_cli_registry_result (o, g, r, dst, digest, err);
 out:
         kiln_location_clear (&loc);
         return ret;

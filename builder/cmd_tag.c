@@ -30,7 +30,7 @@ tag (kiln_cli_registry *o, kiln_global *g, const char *src, const char *newtag, 
         if (ret < 0)
                 return -1;
         name = kiln_reference_format (dst);
-        return kiln_cli_registry_result (o, g, name, d, err);
+        return kiln_cli_registry_result (o, g, r, name, d, err);
 }
 
 static int

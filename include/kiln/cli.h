@@ -131,9 +131,10 @@ int kiln_cli_registry_client (kiln_registry **out, kiln_cli_registry *o, const k
 
 /* Prints the result of a command that made or found a manifest: the
  * digest (or {"reference","digest"} with --json), and writes the digest
- * file when asked. */
+ * file when asked.  What the client did is logged at info level. */
 int kiln_cli_registry_result (const kiln_cli_registry *o, const kiln_global *g,
-                              const char *reference, const char *digest, kiln_error **err);
+                              const kiln_registry *r, const char *reference, const char *digest,
+                              kiln_error **err);
 
 /* Pulls ref (platform from o) into an on-disk location: straight into
  * an oci: layout (tagged with dst's tag, else ref's), or through a
