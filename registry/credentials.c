@@ -104,8 +104,12 @@ from_auth_entry (kiln_credential *out, const kiln_json *e, const char *source, c
         }
         out->identity_token = dup_nonempty (kiln_json_get_str (e, "identitytoken"));
         out->registry_token = dup_nonempty (kiln_json_get_str (e, "registrytoken"));
+        if (kiln_credential_empty (out)) {
+                kiln_credential_clear (out);
+                return 0;
+        }
         out->source = kiln_strdup (source);
-        return kiln_credential_empty (out) ? 0 : 1;
+        return 1;
 }
 
 int
