@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%-replay)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-C_FILES := $(sort $(wildcard include/kiln/*.h builder/*.c registry/*.c tests/unit/*.[ch] tests/fuzz/*.c))
+C_FILES := $(sort $(wildcard include/kiln/*.h builder/*.[ch] registry/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c))
 
 .PHONY: all deps test unit check fuzz format format-check install uninstall clean help
 
