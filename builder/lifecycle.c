@@ -1412,7 +1412,8 @@ collect_launch (kiln_lifecycle_result *r, const ctx *c, kiln_error **err)
         for (size_t b = 0; b < c->n_chosen; b++)
                 if (read_launch_toml (r, c, c->chosen[b], err) < 0)
                         return -1;
-        qsort (r->processes, r->n_processes, sizeof (kiln_process), cmp_process);
+        if (r->n_processes)
+                qsort (r->processes, r->n_processes, sizeof (kiln_process), cmp_process);
         for (size_t i = 0; i < r->n_processes; i++)
                 if (r->processes[i].is_default)
                         r->default_process = &r->processes[i];

@@ -279,6 +279,8 @@ split_lines (run_state *st, stream *s, bool eof)
                 emit_line (st, s, s->line.data + start, s->line.len - start);
                 start = s->line.len;
         }
+        if (start == 0)
+                return;
         memmove (s->line.data, s->line.data + start, s->line.len - start);
         s->line.len -= start;
 }
