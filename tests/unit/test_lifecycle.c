@@ -84,7 +84,7 @@ typedef struct setup {
 } setup;
 
 static void
-setup_init (setup *s, bool with_hello, ...)
+setup_init (setup *s, int with_hello, ...)
 {
         va_list ap;
         const char *bp;
