@@ -347,6 +347,36 @@ if serve "$V" vend; then
 	check_eq "function using the vendored module answers" "I can eat glass." "$(curl -s "http://127.0.0.1:$PORT_vend/")"
 fi
 
+# --- the samples build and answer as samples/README.md says ---------------------------------------
+S=$(new_root sample-http)
+restore_cache "$H" "$S"
+cp -a "$ROOT_DIR/samples/go-http/." "$S/app/"
+setenv "$S" FUNC_NAME HelloWorld
+build_ok "samples/go-http builds" "$S" "$WORK/sample-http-build.log"
+if serve "$S" shttp; then
+	check_eq "samples/go-http answers" "Hello, kiln!" "$(curl -s "http://127.0.0.1:$PORT_shttp/?name=kiln")"
+	check_eq "samples/go-http answers JSON" '{"message":"Hello, kiln!"}' \
+		"$(curl -s -H 'Accept: application/json' -d '{"name":"kiln"}' "http://127.0.0.1:$PORT_shttp/")"
+fi
+S=$(new_root sample-event)
+restore_cache "$H" "$S"
+cp -a "$ROOT_DIR/samples/go-cloudevent/." "$S/app/"
+setenv "$S" FUNC_NAME HandleEvent
+setenv "$S" FUNC_SIGNATURE_TYPE cloudevent
+build_ok "samples/go-cloudevent builds" "$S" "$WORK/sample-event-build.log"
+if serve "$S" sevent; then
+	U="http://127.0.0.1:$PORT_sevent/"
+	check_eq "samples/go-cloudevent takes a binary event" 204 "$(curl -s -o /dev/null -w '%{http_code}' "$U" \
+		-H 'ce-id: 1' -H 'ce-source: /samples/curl' -H 'ce-specversion: 1.0' -H 'ce-type: dev.kiln.greeting' \
+		-H 'Content-Type: application/json' -d '{"name":"kiln"}')"
+	check_eq "samples/go-cloudevent takes a structured event" 204 "$(curl -s -o /dev/null -w '%{http_code}' "$U" \
+		-H 'Content-Type: application/cloudevents+json' \
+		-d '{"specversion":"1.0","id":"2","source":"/samples/curl","type":"dev.kiln.greeting","datacontenttype":"application/json","data":{"name":"structured"}}')"
+	sleep 0.2
+	check "samples/go-cloudevent printed both greetings" bash -c "grep -q '^event 1 from /samples/curl (dev.kiln.greeting): Hello, kiln!$' '$OUT_sevent' &&
+		grep -q '^event 2 .*Hello, structured!$' '$OUT_sevent'"
+fi
+
 # --- failures ------------------------------------------------------------------------------------
 F=$(new_root fail)
 restore_cache "$H" "$F"
