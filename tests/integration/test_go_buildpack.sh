@@ -219,13 +219,16 @@ check "second build links but compiles nothing (all cache hits)" \
 	bash -c "grep -q '/link ' '$WORK/http-build2.log' && ! grep -q '/compile ' '$WORK/http-build2.log'"
 rm -f "$H/platform/env/FUNC_GOFLAGS"
 
-# --- a cloudevent function with a local replaced module ---------------------------------
+# --- a cloudevent function with a local replaced module, and a go.mod ------
+# --- written for a newer toolchain (go 1.21.0, toolchain line) ----------------
 C=$(new_root event)
 restore_cache "$H" "$C"
 cat >"$C/app/go.mod" <<'EOF'
 module example.com/events
 
-go 1.19
+go 1.21.0
+
+toolchain go1.21.3
 
 require (
 	example.com/label v0.0.0

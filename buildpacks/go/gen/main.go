@@ -201,21 +201,125 @@ func readGoMod(path string) (*goMod, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return nil, fmt.Errorf("cannot read go.mod: %s", firstLine(msg))
-	}
 	var m goMod
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("cannot read go.mod: %v", err)
+	if err == nil {
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("cannot read go.mod: %v", err)
+		}
+	} else {
+		// A go.mod written for a newer toolchain (go 1.21.0, toolchain
+		// lines) fails go mod edit's strict parse but still builds as a
+		// dependency, which go parses leniently: do the same.
+		lax, lerr := parseLax(path)
+		if lerr != nil {
+			msg := strings.TrimSpace(stderr.String())
+			if msg == "" {
+				msg = err.Error()
+			}
+			return nil, fmt.Errorf("cannot read go.mod: %s", firstLine(msg))
+		}
+		m = *lax
 	}
 	if m.Module.Path == "" {
 		return nil, errors.New("go.mod has no module line (add `module example.com/yourfunction`)")
 	}
 	return &m, nil
+}
+
+// parseLax reads the module, go, require and replace directives of a
+// go.mod file, ignoring the directives it does not know.
+func parseLax(path string) (*goMod, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m goMod
+	block := ""
+	for n, line := range strings.Split(string(data), "\n") {
+		if i := strings.Index(line, "//"); i >= 0 {
+			line = line[:i]
+		}
+		f, err := fieldsQuoted(line)
+		if err != nil {
+			return nil, fmt.Errorf("go.mod:%d: %v", n+1, err)
+		}
+		if len(f) == 0 {
+			continue
+		}
+		if block != "" {
+			if f[0] == ")" {
+				block = ""
+				continue
+			}
+			f = append([]string{block}, f...)
+		} else if len(f) == 2 && f[1] == "(" {
+			block = f[0]
+			continue
+		}
+		switch f[0] {
+		case "module":
+			if len(f) == 2 {
+				m.Module.Path = f[1]
+			}
+		case "go":
+			if len(f) == 2 {
+				m.Go = f[1]
+			}
+		case "require":
+			if len(f) == 3 {
+				m.Require = append(m.Require, modVersion{f[1], f[2]})
+			}
+		case "replace":
+			arrow := -1
+			for i, w := range f {
+				if w == "=>" {
+					arrow = i
+				}
+			}
+			if arrow < 2 || arrow > 3 || len(f)-arrow < 2 || len(f)-arrow > 3 {
+				return nil, fmt.Errorf("go.mod:%d: malformed replace", n+1)
+			}
+			var r struct{ Old, New modVersion }
+			r.Old.Path = f[1]
+			if arrow == 3 {
+				r.Old.Version = f[2]
+			}
+			r.New.Path = f[arrow+1]
+			if len(f)-arrow == 3 {
+				r.New.Version = f[arrow+2]
+			}
+			m.Replace = append(m.Replace, struct{ Old, New modVersion }(r))
+		}
+	}
+	return &m, nil
+}
+
+// fieldsQuoted splits a go.mod line into words; "..." and `...` are one word.
+func fieldsQuoted(line string) ([]string, error) {
+	var out []string
+	for {
+		line = strings.TrimLeft(line, " \t\r")
+		if line == "" {
+			return out, nil
+		}
+		switch line[0] {
+		case '"', '`':
+			q, err := strconv.QuotedPrefix(line)
+			if err != nil {
+				return nil, fmt.Errorf("bad quoted string")
+			}
+			u, _ := strconv.Unquote(q)
+			out = append(out, u)
+			line = line[len(q):]
+		default:
+			i := strings.IndexAny(line, " \t\r")
+			if i < 0 {
+				i = len(line)
+			}
+			out = append(out, line[:i])
+			line = line[i:]
+		}
+	}
 }
 
 func checkModulePath(p string) error {
