@@ -24,16 +24,20 @@ elif ! bwrap --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib -
 fi
 
 # bp PHASE ROOT [ARGS...]: runs bin/PHASE for the build root ROOT, which
-# holds app/, layers/ and platform/, as the lifecycle would.
+# holds app/, layers/ and platform/, as the lifecycle would. BP_ENV holds
+# extra NAME=VALUE settings of the platform (CNB_TARGET_*).
+BP_ENV=()
 bp() {
 	local phase=$1 root=$2
 	shift 2
 	mkdir -p "$root/layers/$BP_ID"
+	local -a extra=() e
+	for e in "${BP_ENV[@]}"; do extra+=(--setenv "${e%%=*}" "${e#*=}"); done
 	if [ "$SANDBOX" = 0 ]; then
 		(cd "$root/app" && env -i PATH=/usr/bin:/bin \
 			CNB_APP_DIR="$root/app" CNB_LAYERS_DIR="$root/layers/$BP_ID" CNB_PLATFORM_DIR="$root/platform" \
 			CNB_BUILD_PLAN_PATH="$root/layers/detect-plan.toml" CNB_BP_PLAN_PATH="$root/layers/plan.toml" \
-			CNB_BUILDPACK_DIR="$BP" "$BP/bin/$phase" "$@")
+			CNB_BUILDPACK_DIR="$BP" "${BP_ENV[@]}" "$BP/bin/$phase" "$@")
 		return
 	fi
 	local -a args
@@ -50,7 +54,7 @@ bp() {
 		--setenv PATH /usr/bin:/bin --setenv CNB_APP_DIR /workspace --setenv CNB_PLATFORM_DIR /platform \
 		--setenv CNB_LAYERS_DIR "/layers/$BP_ID" --setenv CNB_BP_PLAN_PATH /layers/plan.toml \
 		--setenv CNB_BUILD_PLAN_PATH /layers/detect-plan.toml \
-		--setenv CNB_BUILDPACK_DIR "/cnb/buildpacks/$BP_ID/0.1.0" --chdir /workspace \
+		--setenv CNB_BUILDPACK_DIR "/cnb/buildpacks/$BP_ID/0.1.0" "${extra[@]}" --chdir /workspace \
 		"/cnb/buildpacks/$BP_ID/0.1.0/bin/$phase" "${args[@]}"
 }
 
@@ -384,6 +388,17 @@ if serve "$S" sevent; then
 	check "samples/go-cloudevent printed both greetings" bash -c "grep -q '^event 1 from /samples/curl (dev.kiln.greeting): Hello, kiln!$' '$OUT_sevent' &&
 		grep -q '^event 2 .*Hello, structured!$' '$OUT_sevent'"
 fi
+
+# --- CNB_TARGET_ARCH: the function is cross-built for the run image ------------------------------
+X=$(new_root cross)
+restore_cache "$H" "$X"
+cp -a "$H/app/." "$X/app/"
+setenv "$X" FUNC_NAME HelloWorld
+BP_ENV=(CNB_TARGET_OS=linux CNB_TARGET_ARCH=arm64)
+build_ok "CNB_TARGET_ARCH=arm64 build succeeds" "$X" "$WORK/cross-build.log"
+BP_ENV=()
+check "CNB_TARGET_ARCH=arm64 gives an arm64 binary" \
+	bash -c "readelf -h '$X/layers/$BP_ID/bin/fn' | grep -q 'Machine: *AArch64'"
 
 # --- failures ------------------------------------------------------------------------------------
 F=$(new_root fail)
