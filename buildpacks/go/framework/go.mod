@@ -1,0 +1,3 @@
+module kiln.dev/functions-framework
+
+go 1.19

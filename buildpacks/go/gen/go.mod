@@ -1,0 +1,3 @@
+module kiln.dev/gogen
+
+go 1.19
