@@ -5,6 +5,7 @@
 
 const kiln_command *const kiln_commands[] = {
         &kiln_cmd_append,
+        &kiln_cmd_layer,
         &kiln_cmd_version,
         NULL,
 };

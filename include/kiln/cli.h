@@ -64,6 +64,7 @@ int kiln_cli_fail (kiln_global *g, kiln_error *e);
 /* The commands. */
 extern const kiln_command kiln_cmd_version;
 extern const kiln_command kiln_cmd_append;
+extern const kiln_command kiln_cmd_layer;
 
 /* All commands, NULL-terminated, in the order `kiln --help` lists them. */
 extern const kiln_command *const kiln_commands[];
