@@ -74,7 +74,8 @@ $(BUILD)/fuzz/%-replay: tests/fuzz/%.c tests/fuzz/replay.c $(LIB)
 	$(CC) $(KILN_CFLAGS) $(CFLAGS) $(KILN_LDFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(LIB) $(PKG_LIBS)
 
 fuzz:
-	$(MAKE) BUILD=build/fuzz-clang CC=clang SANITIZE=1 build/fuzz-clang/libkiln.a
+	$(MAKE) BUILD=build/fuzz-clang CC=clang SANITIZE=1 CFLAGS="-O1 -g -fsanitize=fuzzer-no-link" \
+	  build/fuzz-clang/libkiln.a
 	@mkdir -p build/fuzz-clang/fuzz
 	for f in $(FUZZ_SRCS); do \
 	  n=$$(basename $$f .c); \

@@ -81,8 +81,8 @@ kiln_snprintf (char *dst, size_t size, kiln_error **err, const char *fmt, ...)
         n = vsnprintf (dst, size, fmt, ap);
         va_end (ap);
         if (n < 0 || (size_t) n >= size)
-                return kiln_error_makec (err, KILN_E_TOO_LARGE, 0,
-                                         "text longer than %zu bytes", size - 1);
+                return kiln_error_makec (err, KILN_E_TOO_LARGE, 0, "text longer than %zu bytes",
+                                         size - 1);
         return 0;
 }
 
@@ -104,8 +104,8 @@ kiln_buf_reserve (kiln_buf *b, size_t extra, kiln_error **err)
         size_t need, cap;
 
         if (extra > buf_max (b) || b->len > buf_max (b) - extra)
-                return kiln_error_makec (err, KILN_E_TOO_LARGE, 0, "data exceeds the limit of %zu bytes",
-                                         buf_max (b));
+                return kiln_error_makec (err, KILN_E_TOO_LARGE, 0,
+                                         "data exceeds the limit of %zu bytes", buf_max (b));
         need = b->len + extra + 1;
         if (need <= b->cap)
                 return 0;

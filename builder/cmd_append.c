@@ -152,16 +152,19 @@ parse_args (append_opts *o, kiln_global *g, int argc, char **argv)
                         break;
                 case OPT_LAYER:
                         if (o->n_layers == MAX_LAYERS) {
-                                kiln_cli_usage_error (cmd, "at most %d --layer options", MAX_LAYERS);
+                                kiln_cli_usage_error (cmd, "at most %d --layer options",
+                                                      MAX_LAYERS);
                                 return -1;
                         }
                         o->layers[o->n_layers++] = optarg;
                         break;
                 case OPT_ENTRYPOINT:
                 case OPT_CMD:
-                        if (parse_argv (opt == OPT_CMD ? &o->cmd : &o->entrypoint, optarg, &err) < 0) {
+                        if (parse_argv (opt == OPT_CMD ? &o->cmd : &o->entrypoint, optarg, &err)
+                            < 0) {
                                 kiln_cli_usage_error (cmd, "--%s: %s",
-                                                      opt == OPT_CMD ? "cmd" : "entrypoint", err->msg);
+                                                      opt == OPT_CMD ? "cmd" : "entrypoint",
+                                                      err->msg);
                                 return -1;
                         }
                         *(opt == OPT_CMD ? &o->cmd_set : &o->entrypoint_set) = true;
@@ -173,7 +176,8 @@ parse_args (append_opts *o, kiln_global *g, int argc, char **argv)
                         break;
                 case OPT_LABEL:
                 case OPT_ANNOTATION:
-                        if (check_kv (cmd, opt == OPT_LABEL ? "--label" : "--annotation", optarg) < 0)
+                        if (check_kv (cmd, opt == OPT_LABEL ? "--label" : "--annotation", optarg)
+                            < 0)
                                 return -1;
                         if (opt == OPT_LABEL)
                                 o->labels = kiln_strv_append (o->labels, optarg);
@@ -266,8 +270,8 @@ oci_layer_type (const char *mt)
 typedef struct append_job {
         append_opts *o;
         kiln_local_image *base;
-        char *work;      /* the layout being written */
-        char *work_tmp;  /* owned temporary work layout, or NULL */
+        char *work;     /* the layout being written */
+        char *work_tmp; /* owned temporary work layout, or NULL */
         kiln_manifest *manifest;
         kiln_image_config *config;
         char created[32];
@@ -400,7 +404,7 @@ finish_image (append_job *j, char digest[KILN_DIGEST_MAX], kiln_error **err)
 
         if (kiln_config_to_json (&config_json, &config_len, j->config, err) < 0
             || kiln_layout_put_blob_bytes (j->work, config_json, config_len, m->config.digest, err)
-                       < 0)
+                   < 0)
                 return -1;
         m->config.media_type = kiln_strdup (KILN_MT_OCI_CONFIG);
         m->config.size = (int64_t) config_len;
@@ -424,10 +428,12 @@ do_append (append_opts *o, char digest[KILN_DIGEST_MAX], kiln_error **err)
         if (kiln_location_parse (&base_loc, o->base, err) < 0
             || kiln_location_parse (&out_loc, o->output, err) < 0)
                 goto out;
-        if (out_loc.transport == KILN_TRANSPORT_REGISTRY || out_loc.transport == KILN_TRANSPORT_SCRATCH) {
-                kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
-                                  "--output `%s`: give oci:DIR, oci-archive:FILE or docker-archive:FILE",
-                                  o->output);
+        if (out_loc.transport == KILN_TRANSPORT_REGISTRY
+            || out_loc.transport == KILN_TRANSPORT_SCRATCH) {
+                kiln_error_makec (
+                    err, KILN_E_UNSUPPORTED, 0,
+                    "--output `%s`: give oci:DIR, oci-archive:FILE or docker-archive:FILE",
+                    o->output);
                 goto out;
         }
         if (o->platform && kiln_platform_parse (&platform, o->platform, err) < 0)
@@ -446,7 +452,8 @@ do_append (append_opts *o, char digest[KILN_DIGEST_MAX], kiln_error **err)
                         goto out;
                 j.work = j.work_tmp;
         }
-        if (kiln_layout_init (j.work, err) < 0 || take_base (&j, err) < 0 || add_layers (&j, err) < 0)
+        if (kiln_layout_init (j.work, err) < 0 || take_base (&j, err) < 0
+            || add_layers (&j, err) < 0)
                 goto out;
         /* base.name is a registry reference; a local base is named by
          * content alone, so moving its file changes nothing. */

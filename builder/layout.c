@@ -90,7 +90,8 @@ kiln_layout_init (const char *dir, kiln_error **err)
         if (kiln_mkdir_p (blobs, 0755, err) < 0)
                 return kiln_error_wrap (err, "OCI layout `%s`", dir);
         if (access (layout, F_OK) < 0
-            && kiln_write_file (layout, OCI_LAYOUT_CONTENT, strlen (OCI_LAYOUT_CONTENT), 0644, err) < 0)
+            && kiln_write_file (layout, OCI_LAYOUT_CONTENT, strlen (OCI_LAYOUT_CONTENT), 0644, err)
+                   < 0)
                 return -1;
         if (access (index, F_OK) < 0) {
                 kiln_index x = { .schema_version = 2, .media_type = (char *) KILN_MT_OCI_INDEX };
@@ -238,8 +239,8 @@ kiln_layout_read_blob (char **out, size_t *len, const char *dir, const char *dig
         }
         if (!kiln_digest_equal (got, digest))
                 return kiln_error_makec (err, KILN_E_DIGEST_MISMATCH, 0,
-                                         "blob `%s` does not match its digest (content is %s)", path,
-                                         got);
+                                         "blob `%s` does not match its digest (content is %s)",
+                                         path, got);
         *out = steal_pointer (&data);
         *len = n;
         return 0;
@@ -315,14 +316,14 @@ kiln_layout_resolve (kiln_descriptor *out, const char *dir, const char *tag, kil
         if (read_index (&x, dir, err) < 0)
                 return -1;
         for (size_t i = 0; i < x->n_manifests; i++) {
-                const char *name = kiln_kvs_get (&x->manifests[i].annotations,
-                                                 KILN_REF_NAME_ANNOTATION);
+                const char *name
+                    = kiln_kvs_get (&x->manifests[i].annotations, KILN_REF_NAME_ANNOTATION);
                 if (tag == NULL || (name && strcmp (name, tag) == 0)) {
                         if (found && tag == NULL)
                                 return kiln_error_makec (
-                                        err, KILN_E_INVALID, 0,
-                                        "OCI layout `%s` holds %zu images: name one as oci:%s:TAG",
-                                        dir, x->n_manifests, dir);
+                                    err, KILN_E_INVALID, 0,
+                                    "OCI layout `%s` holds %zu images: name one as oci:%s:TAG", dir,
+                                    x->n_manifests, dir);
                         found = &x->manifests[i];
                 }
         }

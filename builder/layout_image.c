@@ -58,7 +58,8 @@ load_manifest (kiln_local_image *img, const kiln_descriptor *desc, const kiln_pl
                 const kiln_descriptor *chosen;
                 if (depth > 2)
                         return kiln_error_makec (err, KILN_E_INVALID, 0,
-                                                 "index %s: indexes nested too deeply", desc->digest);
+                                                 "index %s: indexes nested too deeply",
+                                                 desc->digest);
                 if (kiln_index_parse (&x, data, len, err) < 0
                     || kiln_index_select (&chosen, x, platform, err) < 0)
                         return kiln_error_wrap (err, "index %s", desc->digest);
@@ -209,7 +210,7 @@ open_docker_manifest (kiln_local_image *img, const char *tag, kiln_error **err)
                 uint64_t size;
                 if (archive_member (&path, img->tmp_dir, i < m->n_layers ? e->layers[i] : e->config,
                                     err)
-                            < 0
+                        < 0
                     || kiln_digest_file (d->digest, KILN_DIGEST_SHA256, path, &size, err) < 0
                     || kiln_layout_put_blob_file (img->layout_dir, d->digest, path, false, err) < 0)
                         goto out;
@@ -248,8 +249,8 @@ unpack_archive (kiln_local_image *img, const char *file, kiln_error **err)
 }
 
 static int
-open_docker_archive (kiln_local_image *img, const kiln_location *loc,
-                     const kiln_platform *platform, kiln_error **err)
+open_docker_archive (kiln_local_image *img, const kiln_location *loc, const kiln_platform *platform,
+                     kiln_error **err)
 {
         cleanup_free char *index = NULL;
 
@@ -381,8 +382,8 @@ write_docker_manifest (const char *dir, const kiln_manifest *m, const char *tag,
         e.config = kiln_strdup_printf ("blobs/sha256/%s", kiln_digest_hex (m->config.digest));
         e.layers = kiln_strv_new ();
         for (size_t i = 0; i < m->n_layers; i++) {
-                cleanup_free char *p = kiln_strdup_printf ("blobs/sha256/%s",
-                                                           kiln_digest_hex (m->layers[i].digest));
+                cleanup_free char *p
+                    = kiln_strdup_printf ("blobs/sha256/%s", kiln_digest_hex (m->layers[i].digest));
                 e.layers = kiln_strv_append (e.layers, p);
         }
         e.repo_tags = kiln_strv_new ();
@@ -440,8 +441,8 @@ kiln_layout_export (const char *layout_dir, const char *manifest_digest, const k
                         goto out;
                 target = stage;
         } else {
-                kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
-                                  "cannot write an image to `%s` here", dst->path ? dst->path : "scratch");
+                kiln_error_makec (err, KILN_E_UNSUPPORTED, 0, "cannot write an image to `%s` here",
+                                  dst->path ? dst->path : "scratch");
                 goto out;
         }
         if (kiln_layout_init (target, err) < 0)

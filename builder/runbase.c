@@ -25,8 +25,8 @@ make_tree (const char *dir, kiln_error **err)
                 const char *path;
                 mode_t mode;
         } dirs[] = {
-                { "etc", 0755 },      { "etc/ssl", 0755 }, { "etc/ssl/certs", 0755 },
-                { "tmp", 01777 },     { "home", 0755 },    { "home/nonroot", 0700 },
+                { "etc", 0755 },  { "etc/ssl", 0755 }, { "etc/ssl/certs", 0755 },
+                { "tmp", 01777 }, { "home", 0755 },    { "home/nonroot", 0700 },
                 { "root", 0700 },
         };
         cleanup_free char *p = NULL;
@@ -55,8 +55,8 @@ make_tree (const char *dir, kiln_error **err)
 static int
 write_layer (kiln_layer_info *info, const char *tree, const char *out, kiln_error **err)
 {
-        kiln_layer_entry entries[2] = { { "", tree }, { "etc/ssl/certs/ca-certificates.crt",
-                                                         HOST_CA_FILE } };
+        kiln_layer_entry entries[2]
+            = { { "", tree }, { "etc/ssl/certs/ca-certificates.crt", HOST_CA_FILE } };
         size_t n = 1;
         kiln_layer_opts opts;
 
@@ -64,7 +64,8 @@ write_layer (kiln_layer_info *info, const char *tree, const char *out, kiln_erro
         if (access (HOST_CA_FILE, R_OK) == 0)
                 n = 2;
         else
-                kiln_warn ("no CA certificates at %s: the static base will have none", HOST_CA_FILE);
+                kiln_warn ("no CA certificates at %s: the static base will have none",
+                           HOST_CA_FILE);
         return kiln_layer_write (info, entries, n, out, &opts, err);
 }
 
@@ -81,8 +82,8 @@ set_config (kiln_image_config *c, const char *diff_id, const char *created)
         kiln_config_set_env (c, "PATH", "/usr/local/bin:/usr/bin:/bin");
         kiln_config_set_env (c, "SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt");
         kiln_kvs_set (&c->labels, "dev.kiln.run-image", KILN_STATIC_BASE);
-        kiln_config_add_layer (c, diff_id, created, "kiln static base: passwd, group, tmp, CA certificates",
-                               NULL);
+        kiln_config_add_layer (c, diff_id, created,
+                               "kiln static base: passwd, group, tmp, CA certificates", NULL);
 }
 
 static int
@@ -124,7 +125,7 @@ build_image (kiln_local_image *img, const kiln_platform *p, kiln_error **err)
         m->layers[0].size = (int64_t) info.size;
         if (kiln_layout_put_blob_bytes (img->layout_dir, img->config_raw, img->config_len,
                                         m->config.digest, err)
-                    < 0
+                < 0
             || kiln_manifest_to_json (&img->manifest_raw, &img->manifest_len, m, err) < 0)
                 return -1;
         return kiln_layout_put_blob_bytes (img->layout_dir, img->manifest_raw, img->manifest_len,

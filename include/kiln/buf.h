@@ -22,7 +22,10 @@ typedef struct kiln_buf {
         size_t max; /* 0: KILN_BUF_DEFAULT_MAX */
 } kiln_buf;
 
-#define KILN_BUF_INIT { NULL, 0, 0, 0 }
+#define KILN_BUF_INIT                                                                              \
+        {                                                                                          \
+                NULL, 0, 0, 0                                                                      \
+        }
 
 /* Sets the bound; does not shrink existing content. */
 void kiln_buf_init (kiln_buf *b, size_t max);
@@ -33,7 +36,7 @@ int kiln_buf_reserve (kiln_buf *b, size_t extra, kiln_error **err);
 int kiln_buf_append (kiln_buf *b, const void *data, size_t len, kiln_error **err);
 int kiln_buf_puts (kiln_buf *b, const char *s, kiln_error **err);
 int kiln_buf_printf (kiln_buf *b, kiln_error **err, const char *fmt, ...)
-        __attribute__ ((format (printf, 3, 4)));
+    __attribute__ ((format (printf, 3, 4)));
 
 /* Empties the buffer, keeping its memory. */
 void kiln_buf_reset (kiln_buf *b);
@@ -71,7 +74,7 @@ size_t kiln_strlcpy (char *dst, const char *src, size_t size);
 /* Formats into a fixed buffer; returns -1 with KILN_E_TOO_LARGE if it does
  * not fit. */
 int kiln_snprintf (char *dst, size_t size, kiln_error **err, const char *fmt, ...)
-        __attribute__ ((format (printf, 4, 5)));
+    __attribute__ ((format (printf, 4, 5)));
 
 /* malloc'd printf; aborts on out-of-memory. */
 char *kiln_strdup_printf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));

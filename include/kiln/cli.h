@@ -37,9 +37,11 @@ enum {
 
 #define KILN_GLOBAL_LONGOPTS                                                                       \
         { "quiet", no_argument, NULL, KILN_OPT_QUIET },                                            \
-                { "json", no_argument, NULL, KILN_OPT_JSON },                                      \
-                { "log-level", required_argument, NULL, KILN_OPT_LOG_LEVEL },                      \
-                { "help", no_argument, NULL, KILN_OPT_HELP }
+            { "json", no_argument, NULL, KILN_OPT_JSON },                                          \
+            { "log-level", required_argument, NULL, KILN_OPT_LOG_LEVEL },                          \
+        {                                                                                          \
+                "help", no_argument, NULL, KILN_OPT_HELP                                           \
+        }
 
 #define KILN_GLOBAL_HELP                                                                           \
         "Common options:\n"                                                                        \
@@ -55,7 +57,7 @@ int kiln_cli_global_opt (kiln_global *g, const kiln_command *cmd, int opt, const
 
 /* Prints "kiln CMD: MESSAGE" and a hint to stderr; returns KILN_EXIT_USAGE. */
 int kiln_cli_usage_error (const kiln_command *cmd, const char *fmt, ...)
-        __attribute__ ((format (printf, 2, 3)));
+    __attribute__ ((format (printf, 2, 3)));
 
 /* Reports a failure: "kiln: error: MESSAGE" on stderr (or a JSON object
  * {"error":..,"code":..} on stdout with --json), frees e, returns 1. */

@@ -35,18 +35,19 @@ typedef struct kiln_error {
  * ": strerror".  Always returns -1.  If *err is already set it is kept: the
  * first error made is the one reported. */
 int kiln_error_make (kiln_error **err, int errno_, const char *fmt, ...)
-        __attribute__ ((format (printf, 3, 4)));
+    __attribute__ ((format (printf, 3, 4)));
 
 /* As kiln_error_make, with an explicit code. */
 int kiln_error_makec (kiln_error **err, kiln_error_code code, int errno_, const char *fmt, ...)
-        __attribute__ ((format (printf, 4, 5)));
+    __attribute__ ((format (printf, 4, 5)));
 
 int kiln_error_vmake (kiln_error **err, kiln_error_code code, int errno_, const char *fmt,
                       va_list ap);
 
 /* Prefixes the message of *err with "CONTEXT: ".  Returns -1.  Does nothing
  * but return -1 when err or *err is NULL. */
-int kiln_error_wrap (kiln_error **err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+int kiln_error_wrap (kiln_error **err, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 /* Frees an error; accepts NULL. */
 void kiln_error_free (kiln_error *e);

@@ -116,12 +116,12 @@ typedef struct kiln_image_config {
         kiln_kvs labels;
         char *stop_signal;
         bool args_escaped;
-        char **shell;             /* Docker */
-        char *healthcheck_json;   /* reserved in OCI: kept as compact JSON */
-        int64_t memory;           /* reserved in OCI; 0 = absent */
+        char **shell;           /* Docker */
+        char *healthcheck_json; /* reserved in OCI: kept as compact JSON */
+        int64_t memory;         /* reserved in OCI; 0 = absent */
         int64_t memory_swap;
         int64_t cpu_shares;
-        bool has_config;          /* the "config" object was present */
+        bool has_config; /* the "config" object was present */
 
         /* "rootfs" */
         char **diff_ids;
@@ -136,16 +136,19 @@ void kiln_descriptor_copy (kiln_descriptor *dst, const kiln_descriptor *src);
 void kiln_platform_free (kiln_platform *p);
 kiln_platform *kiln_platform_dup (const kiln_platform *p);
 
-/* Parses "os/arch[/variant]" (e.g. "linux/arm64/v8").  *out is the caller's. */
+/* Parses "os/arch[/variant]" (e.g. "linux/arm64/v8").  Machine names are
+ * mapped to GOARCH ones ("linux/aarch64" is linux/arm64/v8, "linux/x86_64"
+ * linux/amd64).  *out is the caller's.  Errors (KILN_E_INVALID) quote s. */
 int kiln_platform_parse (kiln_platform **out, const char *s, kiln_error **err);
 /* The running host's platform ("linux", GOARCH name, variant if any). */
 kiln_platform *kiln_platform_host (void);
 /* True when `have` satisfies `want` (os, architecture, and variant when want
- * names one; arm64 without a variant matches v8). */
+ * names one; arm64 without a variant matches v8, amd64 without one v1). */
 bool kiln_platform_match (const kiln_platform *want, const kiln_platform *have);
 
 /* Tells a manifest from an index by its mediaType field, else the
- * content_type (may be NULL), else its shape ("manifests" vs "layers"). */
+ * content_type (may be NULL), else its shape ("manifests" vs "layers").
+ * A body that is not a JSON object is judged by content_type alone. */
 kiln_manifest_kind kiln_manifest_kind_of (const char *data, size_t len, const char *content_type);
 
 /* True when media_type is one of the two image-manifest types. */
@@ -161,6 +164,12 @@ int kiln_index_parse (kiln_index **out, const char *data, size_t len, kiln_error
 int kiln_index_to_json (char **out, size_t *len, const kiln_index *x, kiln_error **err);
 void kiln_index_free (kiln_index *x);
 
+/* Picks the first entry of x whose platform satisfies `want` (as
+ * kiln_platform_match), as the image spec asks.  *out is borrowed from x.
+ * Fails with KILN_E_NOT_FOUND, listing the platforms the index has. */
+int kiln_index_select (const kiln_descriptor **out, const kiln_index *x, const kiln_platform *want,
+                       kiln_error **err);
+
 int kiln_config_parse (kiln_image_config **out, const char *data, size_t len, kiln_error **err);
 int kiln_config_to_json (char **out, size_t *len, const kiln_image_config *c, kiln_error **err);
 kiln_image_config *kiln_config_new (const char *os, const char *architecture);
@@ -173,7 +182,8 @@ const char *kiln_config_get_env (const kiln_image_config *c, const char *key);
 /* Appends a diff_id and a history entry for it (empty_layer false). */
 void kiln_config_add_layer (kiln_image_config *c, const char *diff_id, const char *created,
                             const char *created_by, const char *comment);
-/* Adds "8080/tcp" style port (kept sorted, unique). */
+/* Adds "8080/tcp" style port (kept sorted, unique); a bare "8080" is
+ * stored as "8080/tcp", as Docker reads it. */
 void kiln_config_add_port (kiln_image_config *c, const char *port);
 
 static inline void

@@ -8,8 +8,8 @@
 /* A strv is a NULL-terminated array of owned strings; NULL is "absent",
  * and a one-element array holding NULL is "present and empty". */
 size_t kiln_strv_len (char *const *v);
-char **kiln_strv_new (void);                     /* present and empty */
-char **kiln_strv_dup (char *const *v);           /* NULL gives NULL */
+char **kiln_strv_new (void);                       /* present and empty */
+char **kiln_strv_dup (char *const *v);             /* NULL gives NULL */
 char **kiln_strv_append (char **v, const char *s); /* v may be NULL; returns the new array */
 bool kiln_strv_contains (char *const *v, const char *s);
 bool kiln_strv_equal (char *const *a, char *const *b);
@@ -26,7 +26,10 @@ typedef struct kiln_kvs {
         size_t n;
 } kiln_kvs;
 
-#define KILN_KVS_INIT { NULL, 0 }
+#define KILN_KVS_INIT                                                                              \
+        {                                                                                          \
+                NULL, 0                                                                            \
+        }
 
 /* Sets (or replaces) key.  Copies both strings. */
 void kiln_kvs_set (kiln_kvs *m, const char *key, const char *value);

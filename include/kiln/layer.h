@@ -34,10 +34,10 @@ typedef enum kiln_compression {
 
 typedef struct kiln_layer_opts {
         kiln_compression compression;
-        int level;        /* 0: the default (gzip 6, zstd 3) */
-        int64_t mtime;    /* < 0: kiln_source_date_epoch () */
-        bool keep_owner;  /* keep uid/gid of the files instead of 0:0 */
-        int threads;      /* compression threads; 0: one per online CPU */
+        int level;       /* 0: the default (gzip 6, zstd 3) */
+        int64_t mtime;   /* < 0: kiln_source_date_epoch () */
+        bool keep_owner; /* keep uid/gid of the files instead of 0:0 */
+        int threads;     /* compression threads; 0: one per online CPU */
 } kiln_layer_opts;
 
 /* Initialises opts to the defaults (gzip, level 6, mtime from the

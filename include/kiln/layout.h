@@ -64,8 +64,8 @@ int kiln_layout_put_blob_bytes (const char *dir, const void *data, size_t len,
                                 char digest_out[KILN_DIGEST_MAX], kiln_error **err);
 
 /* Reads a whole blob, bounded by max, and verifies its digest. */
-int kiln_layout_read_blob (char **out, size_t *len, const char *dir, const char *digest,
-                           size_t max, kiln_error **err);
+int kiln_layout_read_blob (char **out, size_t *len, const char *dir, const char *digest, size_t max,
+                           kiln_error **err);
 
 /* Records a manifest in index.json, tagged `tag` (ref.name) when not NULL;
  * an older entry with the same tag loses the tag. */
@@ -74,8 +74,7 @@ int kiln_layout_add_manifest (const char *dir, const kiln_descriptor *desc, cons
 
 /* Finds the manifest for `tag` (or, with tag NULL, the only entry of
  * index.json) and copies its descriptor into *out. */
-int kiln_layout_resolve (kiln_descriptor *out, const char *dir, const char *tag,
-                         kiln_error **err);
+int kiln_layout_resolve (kiln_descriptor *out, const char *dir, const char *tag, kiln_error **err);
 
 /* ---- images ---- */
 

@@ -29,7 +29,7 @@ int kiln_log_level_parse (const char *s, kiln_log_level *out);
  * is always one event.  `fields` may be NULL or a NULL-terminated list of
  * key, value strings, written as key=value (text) or members (JSON). */
 void kiln_log_fields (kiln_log_level level, const char *const *fields, const char *fmt, ...)
-        __attribute__ ((format (printf, 3, 4)));
+    __attribute__ ((format (printf, 3, 4)));
 
 #define kiln_log(level, ...) kiln_log_fields ((level), NULL, __VA_ARGS__)
 #define kiln_debug(...) kiln_log (KILN_LOG_DEBUG, __VA_ARGS__)

@@ -243,8 +243,9 @@ test_log (void)
         kiln_log_set_stream (NULL);
         CHECK (strstr (text, "hidden") == NULL);
         CHECK (strstr (text, "kiln: info: pushed img\\nsecond\n") != NULL);
-        CHECK (strstr (text, "\"level\":\"warn\",\"msg\":\"with \\\"quotes\\\"\",\"ref\":\"r\\\"1\"}")
-               != NULL);
+        CHECK (
+            strstr (text, "\"level\":\"warn\",\"msg\":\"with \\\"quotes\\\"\",\"ref\":\"r\\\"1\"}")
+            != NULL);
         CHECK (strstr (text, "off") == NULL);
         /* Every event is exactly one line. */
         int lines = 0;
