@@ -31,7 +31,7 @@ FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%-replay)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 C_FILES := $(sort $(wildcard include/kiln/*.h builder/*.[ch] registry/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c))
 
-.PHONY: all deps test unit check fuzz format format-check install uninstall clean help
+.PHONY: all deps test unit check fuzz format format-check install uninstall clean help bench bench-smoke
 
 all: $(KILN) $(UNIT_BINS) $(FUZZ_REPLAY)
 
@@ -42,6 +42,8 @@ help:
 	@echo "make unit       run only the unit tests"
 	@echo "make check      the whole test suite under ASan+UBSan (in build/asan)"
 	@echo "make fuzz       build libFuzzer targets with clang (build/fuzz-clang)"
+	@echo "make bench      benchmarks against peer tools at full sizes (long; see docs/performance.md)"
+	@echo "make bench-smoke  every benchmark case on tiny inputs (< 2 min; targets not enforced)"
 	@echo "make format     reformat the C sources with clang-format"
 	@echo "make format-check  fail if any C source is not formatted"
 	@echo "make install    install kiln into \$$(PREFIX)/bin (default /usr/local)"
@@ -95,6 +97,14 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(C_FILES)
+
+# The benchmarks install their peer tools (bench/install-deps) and build
+# kiln themselves; results go to bench/results/.
+bench:
+	bench/run
+
+bench-smoke:
+	bench/run --smoke
 
 install: $(KILN)
 	install -D -m 0755 $(KILN) $(DESTDIR)$(PREFIX)/bin/kiln

@@ -151,6 +151,7 @@ extern const kiln_command kiln_cmd_copy;
 extern const kiln_command kiln_cmd_inspect;
 extern const kiln_command kiln_cmd_digest;
 extern const kiln_command kiln_cmd_tag;
+extern const kiln_command kiln_cmd_layer;
 
 /* All commands, NULL-terminated, in the order `kiln --help` lists them. */
 extern const kiln_command *const kiln_commands[];
