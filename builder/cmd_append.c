@@ -419,7 +419,6 @@ static int
 do_append (append_opts *o, char digest[KILN_DIGEST_MAX], kiln_error **err)
 {
         kiln_location base_loc = { 0 }, out_loc = { 0 };
-        cleanup_free char *platform_buf = NULL;
         kiln_platform *platform = NULL;
         append_job j = { .o = o };
         int64_t epoch;
