@@ -18,7 +18,7 @@ check "digest file holds a sha256 digest" grep -qE '^sha256:[0-9a-f]{64}$' "$WOR
 
 check "skopeo inspects the OCI layout" skopeo inspect "oci:$img:v1"
 skopeo inspect --config "oci:$img:v1" >"$WORK/config.json"
-check_eq "config Env" '["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","GREETING=hello"]' \
+check_eq "config Env" '["GREETING=hello"]' \
         "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["config"]["Env"],separators=(",",":")))' "$WORK/config.json")"
 check_eq "config WorkingDir/User/ExposedPorts/Labels" "/etc 0:0 ['8080/tcp'] {'org.example.k': 'v'}" \
         "$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["config"]; print(c["WorkingDir"], c["User"], list(c["ExposedPorts"]), c["Labels"])' "$WORK/config.json")"
@@ -67,8 +67,8 @@ check "skopeo inspects the oci-archive" skopeo inspect "oci-archive:$WORK/img-oc
 n=$(skopeo inspect "oci-archive:$WORK/img-oci.tar:v3" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["Layers"]))')
 check_eq "three layers after two appends" 3 "$n"
 check "oci-archive as a base" "$KILN" append --base "oci-archive:$WORK/img-oci.tar:v3" --layer "$tree:/x" \
-        --output "oci:$WORK/img5"
-check "umoci unpacks an image made from archives" umoci unpack --image "$WORK/img5" "$WORK/bundle5" >/dev/null
+        --output "oci:$WORK/img5:v5"
+check "umoci unpacks an image made from archives" umoci unpack --image "$WORK/img5:v5" "$WORK/bundle5" >/dev/null
 check "files from every layer are there" test -x "$WORK/bundle5/rootfs/opt/app/bin/busybox" -a -x "$WORK/bundle5/rootfs/srv/bin/busybox" -a -x "$WORK/bundle5/rootfs/x/bin/busybox"
 
 # Bad input: one line that names the problem; nothing written.
