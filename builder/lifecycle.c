@@ -35,6 +35,7 @@ typedef struct buildpack {
         char *version;
         char *api;
         char *homepage;
+        char *default_run_image;
         char *dir; /* absolute host path */
         char *esc; /* escaped id */
 } buildpack;
@@ -234,6 +235,7 @@ buildpack_clear (buildpack *bp)
         free (bp->version);
         free (bp->api);
         free (bp->homepage);
+        free (bp->default_run_image);
         free (bp->dir);
         free (bp->esc);
 }
@@ -277,6 +279,7 @@ kiln_lifecycle_result_clear (kiln_lifecycle_result *r)
                 free (r->buildpacks[i].version);
                 free (r->buildpacks[i].api);
                 free (r->buildpacks[i].homepage);
+                free (r->buildpacks[i].default_run_image);
         }
         free (r->buildpacks);
         for (size_t i = 0; i < r->n_launch_layers; i++)
@@ -629,7 +632,7 @@ load_buildpack (buildpack *bp, const char *dir, kiln_error **err)
 {
         cleanup_toml kiln_toml *t = NULL;
         cleanup_free char *path = kiln_strdup_printf ("%s/buildpack.toml", dir);
-        const kiln_toml *id, *version, *api, *homepage;
+        const kiln_toml *id, *version, *api, *homepage, *run_image;
 
         memset (bp, 0, sizeof (*bp));
         if (kiln_toml_parse_file (&t, path, 0, err) < 0)
@@ -638,6 +641,9 @@ load_buildpack (buildpack *bp, const char *dir, kiln_error **err)
             || kiln_toml_expect (&id, t, "buildpack.id", KILN_TOML_STRING, true, err) < 0
             || kiln_toml_expect (&version, t, "buildpack.version", KILN_TOML_STRING, true, err) < 0
             || kiln_toml_expect (&homepage, t, "buildpack.homepage", KILN_TOML_STRING, false, err)
+                   < 0
+            || kiln_toml_expect (&run_image, t, "metadata.default-run-image", KILN_TOML_STRING,
+                                 false, err)
                    < 0)
                 return kiln_error_wrap (err, "`%s`", path);
         if (!valid_id (kiln_toml_string (id)))
@@ -653,6 +659,7 @@ load_buildpack (buildpack *bp, const char *dir, kiln_error **err)
         bp->version = kiln_strdup (kiln_toml_string (version));
         bp->api = kiln_strdup (kiln_toml_string (api));
         bp->homepage = kiln_strdup (kiln_toml_string (homepage));
+        bp->default_run_image = kiln_strdup (kiln_toml_string (run_image));
         bp->esc = kiln_buildpack_id_escape (bp->id);
         for (int i = 0; i < 2; i++) {
                 cleanup_free char *exe
@@ -1278,6 +1285,8 @@ build_one (ctx *c, size_t idx, kiln_error **err)
                 return -1;
         if (kiln_toml_write_file (host_plan, c->bp_plans[idx], err) < 0)
                 return -1;
+        if (c->o->phase)
+                c->o->phase (c->o->phase_data, "build", bp->id);
         kiln_launch_env_apply (&env, c->build_env, c->n_build_env);
         env_set (&env, "CNB_LAYERS_DIR", layers_in);
         env_set (&env, "CNB_BP_PLAN_PATH", plan_in);
@@ -1567,6 +1576,7 @@ record_buildpacks (kiln_lifecycle_result *r, const ctx *c)
                 r->buildpacks[i].version = kiln_strdup (c->chosen[i]->version);
                 r->buildpacks[i].api = kiln_strdup (c->chosen[i]->api);
                 r->buildpacks[i].homepage = kiln_strdup (c->chosen[i]->homepage);
+                r->buildpacks[i].default_run_image = kiln_strdup (c->chosen[i]->default_run_image);
         }
         r->n_buildpacks = c->n_chosen;
         r->app_dir = kiln_strdup (c->app);
@@ -1581,7 +1591,11 @@ kiln_lifecycle_run (kiln_lifecycle_result *out, const kiln_lifecycle_opts *opts,
         int rc = -1;
 
         memset (out, 0, sizeof (*out));
-        if (setup (&c, err) < 0 || load_order (&c, err) < 0 || detect (&c, err) < 0)
+        if (setup (&c, err) < 0 || load_order (&c, err) < 0)
+                goto out;
+        if (opts->phase)
+                opts->phase (opts->phase_data, "detect", NULL);
+        if (detect (&c, err) < 0)
                 goto out;
         for (size_t i = 0; i < c.n_chosen; i++)
                 kiln_info ("buildpack %s@%s", c.chosen[i]->id, c.chosen[i]->version);

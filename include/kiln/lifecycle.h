@@ -72,6 +72,11 @@ typedef struct kiln_lifecycle_opts {
         /* Buildpack output, labelled "detect ID" / "build ID"; NULL: stderr. */
         kiln_output_fn output;
         void *output_data;
+
+        /* Told when a phase starts: ("detect", NULL) before detection and
+         * ("build", ID) before each buildpack's bin/build.  May be NULL. */
+        void (*phase) (void *data, const char *phase, const char *buildpack_id);
+        void *phase_data;
 } kiln_lifecycle_opts;
 
 /* A buildpack that took part in the build (for the build-metadata label). */
@@ -80,6 +85,9 @@ typedef struct kiln_buildpack_ref {
         char *version;
         char *api;
         char *homepage; /* or NULL */
+        /* buildpack.toml `[metadata] default-run-image`, or NULL: the run
+         * image this buildpack's output needs when the build names none. */
+        char *default_run_image;
 } kiln_buildpack_ref;
 
 /* A layer a buildpack made, with its <layer>.toml types. */

@@ -281,17 +281,31 @@ check_hello_result (const kiln_lifecycle_result *r, bool with_second)
         CHECK (r->n_processes == 2 && strcmp (r->processes[0].type, "web") == 0);
 }
 
+/* Records the phases as "detect,build ID,...". */
+static void
+record_phase (void *data, const char *phase, const char *buildpack_id)
+{
+        kiln_buf_printf (data, NULL, "%s%s%s%s", ((kiln_buf *) data)->len ? "," : "", phase,
+                         buildpack_id ? " " : "", buildpack_id ? buildpack_id : "");
+}
+
 static void
 test_hello_two_buildpacks (void)
 {
         kiln_error *err = NULL;
         kiln_lifecycle_result r;
+        cleanup_buf kiln_buf phases = KILN_BUF_INIT;
         setup s;
 
         setup_init (&s, true, FIXTURES "/hello-sh", FIXTURES "/second-sh", NULL);
         kiln_kvs_set (&s.env, "GREETING_NAME", "kiln");
+        s.o.phase = record_phase;
+        s.o.phase_data = &phases;
         CHECK_OK (kiln_lifecycle_run (&r, &s.o, &err));
         check_hello_result (&r, true);
+        CHECK_STR (phases.data, "detect,build tests/hello.sh,build tests.second");
+        CHECK_STR (r.n_buildpacks ? r.buildpacks[0].default_run_image : NULL, "example.com/run:1");
+        CHECK (r.n_buildpacks < 2 || r.buildpacks[1].default_run_image == NULL);
         CHECK (s.out.text.data
                && strstr (s.out.text.data, "[detect tests/hello.sh] 1 hello.txt found") != NULL);
         CHECK (s.out.text.data
