@@ -371,16 +371,8 @@ run (kiln_global *g, int argc, char **argv)
                 return KILN_EXIT_USAGE;
         }
         r = do_append (&o, g, &reg, digest, &err);
-        if (r == 0 && o.reg.digest_file) {
-                cleanup_free char *line = kiln_strdup_printf ("%s\n", digest);
-                r = kiln_write_file (o.reg.digest_file, line, strlen (line), 0644, &err);
-        }
-        if (r == 0) {
-                if (g->json)
-                        printf ("{\"digest\":\"%s\",\"output\":\"%s\"}\n", digest, o.output);
-                else
-                        printf ("%s\n", digest);
-        }
+        if (r == 0)
+                r = kiln_cli_registry_result (&o.reg, g, reg, o.output, digest, &err);
         append_opts_clear (&o);
         return r < 0 ? kiln_cli_fail (g, err) : KILN_EXIT_OK;
 }
