@@ -144,6 +144,7 @@ int kiln_cli_pull_to (kiln_registry *r, const kiln_cli_registry *o, const kiln_r
 
 /* The commands. */
 extern const kiln_command kiln_cmd_version;
+extern const kiln_command kiln_cmd_build;
 extern const kiln_command kiln_cmd_append;
 extern const kiln_command kiln_cmd_pull;
 extern const kiln_command kiln_cmd_push;
