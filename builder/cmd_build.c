@@ -775,6 +775,39 @@ run_lifecycle (build *b, kiln_error **err)
         return kiln_lifecycle_run (&b->res, &lo, err);
 }
 
+/* What the user calls the source, for messages that would otherwise name
+ * the temporary checkout. */
+static char *
+source_display (const build *b)
+{
+        const build_opts *o = b->o;
+        const char *ctx = o->context_dir && *o->context_dir ? o->context_dir : NULL;
+
+        if (!o->git)
+                return kiln_strdup_printf ("%s%s%s", o->dir, ctx ? "/" : "", ctx ? ctx : "");
+        return kiln_strdup_printf ("%s%s%s%s%s", b->src.url ? b->src.url : o->git,
+                                   o->revision ? " at " : "", o->revision ? o->revision : "",
+                                   ctx ? ", dir " : "", ctx ? ctx : "");
+}
+
+static void
+error_replace (kiln_error *e, const char *from, const char *to)
+{
+        cleanup_buf kiln_buf out = KILN_BUF_INIT;
+        const char *p, *hit;
+        size_t n = strlen (from);
+
+        if (e == NULL || n == 0 || strstr (e->msg, from) == NULL)
+                return;
+        for (p = e->msg; (hit = strstr (p, from)) != NULL; p = hit + n) {
+                kiln_buf_append (&out, p, (size_t) (hit - p), NULL);
+                kiln_buf_puts (&out, to, NULL);
+        }
+        kiln_buf_puts (&out, p, NULL);
+        free (e->msg);
+        e->msg = kiln_buf_steal (&out, NULL);
+}
+
 /* --run-image, else the first buildpack that names a default. */
 static int
 choose_run_image (build *b, kiln_error **err)
@@ -916,8 +949,13 @@ do_build (build *b, kiln_error **err)
                 return -1;
         arm_cancel (b->o->timeout_ms);
         r = fetch (b, err);
-        if (r == 0 && !canceled)
+        if (r == 0 && !canceled) {
                 r = run_lifecycle (b, err);
+                if (r < 0 && err && b->src.app_dir) {
+                        cleanup_free char *display = source_display (b);
+                        error_replace (*err, b->src.app_dir, display);
+                }
+        }
         if (r == 0 && !canceled)
                 r = choose_run_image (b, err);
         if (r == 0 && !canceled)
