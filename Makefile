@@ -46,7 +46,7 @@ help:
 	@echo "make bench-smoke  every benchmark case on tiny inputs (< 2 min; targets not enforced)"
 	@echo "make format     reformat the C sources with clang-format"
 	@echo "make format-check  fail if any C source is not formatted"
-	@echo "make install    install kiln into \$$(PREFIX)/bin (default /usr/local)"
+	@echo "make install    install kiln into \$$(PREFIX)/bin and its buildpacks into \$$(PREFIX)/share/kiln"
 	@echo "make clean      remove build/"
 
 deps:
@@ -106,11 +106,16 @@ bench:
 bench-smoke:
 	bench/run --smoke
 
+# kiln build finds the buildpacks beside its binary, in ../share/kiln.
 install: $(KILN)
 	install -D -m 0755 $(KILN) $(DESTDIR)$(PREFIX)/bin/kiln
+	rm -rf $(DESTDIR)$(PREFIX)/share/kiln/buildpacks
+	mkdir -p $(DESTDIR)$(PREFIX)/share/kiln
+	cp -R buildpacks $(DESTDIR)$(PREFIX)/share/kiln/buildpacks
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/kiln
+	rm -rf $(DESTDIR)$(PREFIX)/share/kiln
 
 clean:
 	rm -rf build

@@ -279,6 +279,20 @@ else
         fail "the cloudevent function did not start"
 fi
 
+# --- samples/go-cloudevent, built as samples/README.md says --------------------------------------
+build_ok "samples/go-cloudevent builds with the README's command" "$ROOT_DIR/samples/go-cloudevent" \
+        --image "$R/fn:sample-event" --func-name HandleEvent --signature cloudevent
+if pull_unpack "$UPSTREAM/fn:sample-event" sample && serve_image sample; then
+        check_eq "the README's binary-mode curl gets 204" 204 "$(http_status "http://127.0.0.1:$PORT_sample/" \
+                -H 'ce-id: 1' -H 'ce-source: /samples/curl' -H 'ce-specversion: 1.0' -H 'ce-type: dev.kiln.greeting' \
+                -H 'Content-Type: application/json' -d '{"name":"kiln"}')"
+        sleep 0.3
+        check "the sample printed its greeting" \
+                grep -q '^event 1 from /samples/curl (dev.kiln.greeting): Hello, kiln!$' "$WORK/sample/run.log"
+else
+        fail "samples/go-cloudevent did not start"
+fi
+
 # --- two clean builds: another work dir, time, umask and cwd, an empty cache ------------------
 mkdir -p "$WORK/tmp2" "$WORK/elsewhere"
 D2=$(cd "$WORK/elsewhere" && umask 077 && TMPDIR=$WORK/tmp2 "$KILN" build -q --cache-dir "$WORK/cache2" \
