@@ -15,15 +15,7 @@
 #include "kiln/source.h"
 #include "unit.h"
 
-/* libgit2 1.5 leaks PCRE2 match data when git_regexp_match finds no match
- * (src/util/regexp.c), which git_remote_create reaches on every clone.  It
- * is theirs, not ours, and kiln does not use PCRE2 itself. */
-const char *__lsan_default_suppressions (void);
-const char *
-__lsan_default_suppressions (void)
-{
-        return "leak:libpcre2-8.so\n";
-}
+/* libgit2's PCRE2 leak is suppressed by builder/source.c itself. */
 
 static char *tmp;      /* the test's scratch directory */
 static char *repo;     /* a repository: main, feature, tag v1, sub/fn */
