@@ -68,6 +68,15 @@ __lsan_default_suppressions (void)
 {
         return "leak:libpcre2-8.so\n";
 }
+
+/* Without this LSan reports the suppression it used on stderr at exit,
+ * after kiln's one-line error. */
+const char *__lsan_default_options (void);
+const char *
+__lsan_default_options (void)
+{
+        return "print_suppressions=0";
+}
 #endif
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
