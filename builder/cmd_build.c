@@ -125,11 +125,17 @@ arm_cancel (int64_t timeout_ms)
 }
 
 static void
-disarm_cancel (void)
+stop_timer (void)
 {
         struct itimerval it = { { 0, 0 }, { 0, 0 } };
 
         setitimer (ITIMER_REAL, &it, NULL);
+}
+
+static void
+disarm_cancel (void)
+{
+        stop_timer ();
         set_handler (SIGINT, SIG_DFL);
         set_handler (SIGTERM, SIG_DFL);
         set_handler (SIGALRM, SIG_DFL);
@@ -612,6 +618,7 @@ typedef struct build {
         kiln_registry *reg;
         const char *run_image;
         char digest[KILN_DIGEST_MAX];
+        bool published; /* every destination has the image */
 } build;
 
 static int
@@ -900,21 +907,20 @@ export_and_publish (build *b, kiln_error **err)
         if (strcmp (b->run_image, KILN_STATIC_BASE) == 0)
                 kiln_kvs_set (kiln_compose_annotations (c), "org.opencontainers.image.base.name",
                               KILN_STATIC_BASE);
-        if (canceled)
-                return 0;
-        /* A push is not interrupted half-way: the registry's own timeouts
-         * bound it. */
-        disarm_cancel ();
-        if (o->image) {
+        /* A push is not cut off half-way (the registry's own timeouts bound
+         * it); a signal stops the build before the next destination. */
+        stop_timer ();
+        if (o->image && !canceled) {
                 phase (&b->prog, "push", "%s", o->image);
                 if (kiln_compose_publish (c, o->image, b->digest, err) < 0)
                         return -1;
         }
-        for (size_t i = 0; i < o->n_outputs; i++) {
+        for (size_t i = 0; i < o->n_outputs && !canceled; i++) {
                 phase (&b->prog, "write", "%s", o->outputs[i]);
                 if (kiln_compose_publish (c, o->outputs[i], b->digest, err) < 0)
                         return -1;
         }
+        b->published = !canceled;
         return 0;
 }
 
@@ -935,13 +941,35 @@ stopped (build *b, kiln_error **err)
                                  d, b->prog.phase);
 }
 
+/* Buildpacks build for the machine they run on, so --platform may only
+ * pick that platform from a multi-platform run image. */
+static int
+check_platform (const build_opts *o, kiln_error **err)
+{
+        kiln_platform *host;
+        bool ok;
+
+        if (o->reg.platform == NULL)
+                return 0;
+        host = kiln_platform_host ();
+        ok = kiln_platform_match (o->reg.platform, host);
+        if (!ok)
+                kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
+                                  "--platform %s/%s: kiln builds for the platform it runs on "
+                                  "(%s/%s)",
+                                  o->reg.platform->os, o->reg.platform->architecture, host->os,
+                                  host->architecture);
+        kiln_platform_free (host);
+        return ok ? 0 : -1;
+}
+
 static int
 do_build (build *b, kiln_error **err)
 {
         int r;
 
         clock_gettime (CLOCK_MONOTONIC, &b->prog.start);
-        if (kiln_mkdtemp (&b->work, "build", err) < 0)
+        if (check_platform (b->o, err) < 0 || kiln_mkdtemp (&b->work, "build", err) < 0)
                 return -1;
         if (b->o->n_buildpacks == 0)
                 b->buildpacks_dir = default_buildpacks_dir ();
@@ -960,7 +988,7 @@ do_build (build *b, kiln_error **err)
                 r = choose_run_image (b, err);
         if (r == 0 && !canceled)
                 r = export_and_publish (b, err);
-        if (canceled && (r < 0 || b->digest[0] == '\0'))
+        if (canceled && !b->published)
                 r = stopped (b, err);
         disarm_cancel ();
         if (r == 0 && b->layer_cache)

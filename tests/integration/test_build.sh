@@ -18,6 +18,7 @@ export HOME=$WORK/home DOCKER_CONFIG=$WORK/home/.docker
 unset REGISTRY_AUTH_FILE XDG_RUNTIME_DIR XDG_CONFIG_HOME XDG_CACHE_HOME SOURCE_DATE_EPOCH
 mkdir -p "$HOME"
 CACHE=$WORK/cache
+SLOW_SECS=$((40 + RANDOM % 50)).$$
 SKOPEO=(skopeo --override-os linux)
 
 start_plain_registry
@@ -111,7 +112,7 @@ layers() { cfg "$1" '"\n".join(l["digest"] for l in d["layers"])'; }
 nothing_left() {
         local left procs
         left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 -name 'kiln-*' | head -n 3)
-        procs=$(pgrep -af "bwrap.*$TMPDIR/kiln-|sleep 31.401" || true)
+        procs=$(pgrep -af "bwrap.*$TMPDIR/kiln-|sleep $SLOW_SECS" || true)
         if [ -z "$left$procs" ]; then
                 pass "$1: nothing left behind"
         else
@@ -431,10 +432,26 @@ fails_one "an unreachable git server" 'http://127.0.0.1:1/repo.git' \
 check "its error does not show the URL's password" bash -c "! grep -q s3cret '$WORK/fail.err'"
 fails_one "an unknown revision" 'revision `v9` not found' --git "$URL" --revision v9 \
         --context-dir fn --image "$R/fn:err" --func-name HelloWorld
+# A buildpack that never ends and leaves a child behind; its sleep is this
+# test's own, so other tests' processes are not mistaken for it.
+mkdir -p "$WORK/slow/bin"
+printf 'api = "0.10"\n[buildpack]\nid = "tests.slow"\nversion = "0.1.0"\n' >"$WORK/slow/buildpack.toml"
+printf '#!/bin/sh\nexit 0\n' >"$WORK/slow/bin/detect"
+printf '#!/bin/sh\nsleep %s &\nsleep %s\n' "$SLOW_SECS" "$SLOW_SECS" >"$WORK/slow/bin/build"
+chmod +x "$WORK/slow/bin/detect" "$WORK/slow/bin/build"
 T0=$(date +%s)
 fails_one "a build past --timeout" 'timed out after 2s \(--timeout\) during build tests.slow' \
-        "$APP" --buildpack "$FIXTURES/slow-build" --run-image scratch --image "$R/x:err" --timeout 2s
+        "$APP" --buildpack "$WORK/slow" --run-image scratch --image "$R/x:err" --timeout 2s
 check "the timeouts stopped the builds quickly" test $(($(date +%s) - T0)) -lt 20
+"$KILN" build -q --cache-dir "$CACHE" "$APP" --buildpack "$WORK/slow" --run-image scratch \
+        --image "$R/x:err" >/dev/null 2>"$WORK/term.err" &
+KPID=$!
+sleep 1.5
+kill -TERM "$KPID"
+wait "$KPID"
+check_eq "SIGTERM stops a build with exit 1" 1 "$?"
+check "and says so in one line" grep -qx 'kiln: error: build canceled during build tests.slow' "$WORK/term.err"
+nothing_left "a build stopped by SIGTERM"
 
 echo "# took $(($(date +%s) - START)) s"
 finish
