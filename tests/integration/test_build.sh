@@ -319,8 +319,8 @@ check_eq "Go: only the changed layers and the config are uploaded" \
 # --- the third-party-style buildpack ----------------------------------------------------------
 BB=$WORK/busybox-root
 make_busybox_tree "$BB"
-check "a busybox run image" "$KILN" append -q --base scratch --layer "$BB" --env PATH=/bin \
-        --output "oci:$WORK/bb-base:v1"
+check "a busybox run image" bash -c "'$KILN' append -q --base scratch --layer '$BB' --env PATH=/bin \
+        --output 'oci:$WORK/bb-base:v1' >/dev/null"
 APP=$WORK/sh-app
 mkdir -p "$APP"
 cat >"$APP/handler.sh" <<'EOF'
@@ -395,6 +395,26 @@ fi
 check "the secret is nowhere in the image" bash -c "! grep -rq s3cret '$WORK/snoop-bundle/rootfs'"
 rm -rf "$HOME/.docker"
 
+# --- git over HTTP with Basic auth: credentials from a file or the environment -------------------
+GITSRV=$WORK/gitsrv
+mkdir -p "$GITSRV"
+git clone -q --bare "$REPO" "$GITSRV/fns.git"
+GPORT=$(free_port)
+python3 "$TESTS_DIR/fixtures/git-http-server.py" "$GPORT" "$GITSRV" alice 'p@ss:w/rd' &
+T_PIDS+=($!)
+wait_http "http://127.0.0.1:$GPORT/" 20
+GURL=http://127.0.0.1:$GPORT/fns.git
+printf 'https://alice:nope@127.0.0.1:%s\nhttp://alice:p%%40ss%%3Aw%%2Frd@127.0.0.1:%s\n' "$GPORT" "$GPORT" \
+        >"$WORK/git-credentials"
+build_ok "--git-credentials (git-credential-store lines) authenticate the clone" --git "$GURL" \
+        --revision v1 --context-dir fn --image "$R/fn:http" --func-name HelloWorld \
+        --git-credentials "$WORK/git-credentials"
+DH=$DIGEST
+check "the password is not in the output" bash -c "! grep -q 'p@ss' '$WORK/kb.err' '$WORK/kb.out'"
+KILN_GIT_USERNAME=alice KILN_GIT_PASSWORD='p@ss:w/rd' build_ok "KILN_GIT_USERNAME and KILN_GIT_PASSWORD authenticate it" \
+        --git "$GURL" --revision v1 --context-dir fn --image "$R/fn:http" --func-name HelloWorld
+check_eq "either way the same image" "$DH" "$DIGEST"
+
 # --- failures: one line on stderr naming the cause, exit 1, nothing left ---------------------
 # fails_one WHAT PATTERN ARGS...: kiln build ARGS fails with exit 1 and one
 # line on stderr matching PATTERN, and leaves nothing behind.
@@ -430,6 +450,8 @@ fails_one "a bad git URL" "repository \`file://$WORK/nope\` not found" --git "fi
 fails_one "an unreachable git server" 'http://127.0.0.1:1/repo.git' \
         --git "http://user:s3cret@127.0.0.1:1/repo.git" --image "$R/x:err"
 check "its error does not show the URL's password" bash -c "! grep -q s3cret '$WORK/fail.err'"
+fails_one "git credentials missing" "$GURL" --git "$GURL" --revision v1 --context-dir fn \
+        --image "$R/fn:err" --func-name HelloWorld
 fails_one "an unknown revision" 'revision `v9` not found' --git "$URL" --revision v9 \
         --context-dir fn --image "$R/fn:err" --func-name HelloWorld
 # A buildpack that never ends and leaves a child behind; its sleep is this
