@@ -742,7 +742,7 @@ fetch (build *b, kiln_error **err)
                 if (kiln_rm_rf (git_dir, err) < 0)
                         return -1;
         }
-        if (b->src.commit && !b->g->quiet)
+        if (b->src.commit)
                 phase (&b->prog, "fetch", "commit %s%s%s", b->src.commit,
                        b->src.branch ? " on " : "", b->src.branch ? b->src.branch : "");
         return 0;

@@ -23,6 +23,11 @@
 /* Changing how keys or records are made changes this, so old entries are
  * never read with new meaning. */
 #define KEY_VERSION "kiln layer cache 1"
+#ifdef KILN_COMMIT
+#define KILN_BUILT_FROM KILN_COMMIT
+#else
+#define KILN_BUILT_FROM "unknown"
+#endif
 
 typedef struct inode_seen {
         dev_t dev;
@@ -192,10 +197,12 @@ static void
 cache_key (char out[KILN_DIGEST_MAX], const char *tree, const char *dest,
            const kiln_layer_opts *lopts)
 {
-        cleanup_free char *s
-            = kiln_strdup_printf (KEY_VERSION "\n%s\n%s\n%s %d %lld %d\n", tree, dest,
-                                  kiln_layer_media_type (lopts->compression), lopts->level,
-                                  (long long) lopts->mtime, lopts->keep_owner ? 1 : 0);
+        /* The writer's code and the compression libraries decide the
+         * bytes too: another kiln or zlib must not reuse this one's blobs. */
+        cleanup_free char *s = kiln_strdup_printf (
+            KEY_VERSION " %s %s\n%s\n%s\n%s %d %lld %d\n", KILN_BUILT_FROM,
+            kiln_layer_library_version (), tree, dest, kiln_layer_media_type (lopts->compression),
+            lopts->level, (long long) lopts->mtime, lopts->keep_owner ? 1 : 0);
         kiln_digest_bytes (out, s, strlen (s));
 }
 
