@@ -564,6 +564,15 @@ ping_base (kiln_registry *r, reg_host *h, const char *base, bool retry, CURLcode
         reg_req_init (&req, "GET", url);
         req.session = !retry;
         ret = reg_send (r, h, &req, &resp, NULL, rc, err);
+        if (ret == 0 && !retry && status_transient (resp.status)) {
+                /* It speaks this scheme; a busy answer earns the retries. */
+                req.session = false;
+                ret = reg_send (r, h, &req, &resp, NULL, rc, err);
+        }
+        /* Still busy after the whole retry budget: the registry is down,
+         * and every request after this one would spend the budget again. */
+        if (ret == 0 && status_transient (resp.status))
+                ret = reg_status_error (h, &resp, "GET /v2/", err);
         if (ret == 0 && resp.status == 401 && resp.www_authenticate) {
                 kiln_auth_challenge_clear (&h->challenge);
                 if (kiln_auth_challenge_parse (&h->challenge, resp.www_authenticate, err) < 0) {
