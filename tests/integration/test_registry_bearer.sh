@@ -123,7 +123,10 @@ bad64=$(printf 'alice:%s' "$BAD" | base64)
 check "the debug run did fail with an auth error" grep -q "authentication refused" "$WORK/bad.err"
 check "the password is nowhere in stdout or stderr" \
         fails grep -qF -e "$BAD" -e "$bad64" "$WORK/bad.out" "$WORK/bad.err"
-check_eq "the tag was not created" 404 "$(http_status -I "http://$UP/v2/public/app/manifests/v2")"
+check_eq "the tag was not created" 404 "$(http_status -I \
+        -H "Accept: application/vnd.oci.image.manifest.v1+json" "http://$UP/v2/public/app/manifests/v2")"
+check_eq "(the same request finds the tag pushed before)" 200 "$(http_status -I \
+        -H "Accept: application/vnd.oci.image.manifest.v1+json" "http://$UP/v2/public/app/manifests/v1")"
 
 # ---- blob redirects ----
 # Proxy B, on another port, serves blobs without auth and records what it
