@@ -176,6 +176,20 @@ on_read (char *buf, size_t size, size_t n, void *p)
         return (size_t) got;
 }
 
+/* libcurl rewinds the body to send it again on a fresh connection when a
+ * reused one turns out dead; without this it gives up with
+ * CURLE_SEND_FAIL_REWIND, which is not worth a retry. */
+static int
+on_seek (void *p, curl_off_t offset, int origin)
+{
+        xfer *x = p;
+
+        if (origin != SEEK_SET || offset < 0 || (uint64_t) offset > x->req->body_len)
+                return CURL_SEEKFUNC_CANTSEEK;
+        x->body_pos = (uint64_t) offset;
+        return CURL_SEEKFUNC_OK;
+}
+
 static int
 on_progress (void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -256,6 +270,8 @@ transfer (kiln_registry *r, reg_req *req, reg_resp *resp, const char *url, const
         curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
         curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
+        curl_easy_setopt (c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt (c, CURLOPT_SEEKDATA, x);
         curl_easy_setopt (c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt (c, CURLOPT_XFERINFODATA, x);
         curl_easy_setopt (c, CURLOPT_NOPROGRESS, 0L);
@@ -548,6 +564,15 @@ ping_base (kiln_registry *r, reg_host *h, const char *base, bool retry, CURLcode
         reg_req_init (&req, "GET", url);
         req.session = !retry;
         ret = reg_send (r, h, &req, &resp, NULL, rc, err);
+        if (ret == 0 && !retry && status_transient (resp.status)) {
+                /* It speaks this scheme; a busy answer earns the retries. */
+                req.session = false;
+                ret = reg_send (r, h, &req, &resp, NULL, rc, err);
+        }
+        /* Still busy after the whole retry budget: the registry is down,
+         * and every request after this one would spend the budget again. */
+        if (ret == 0 && status_transient (resp.status))
+                ret = reg_status_error (h, &resp, "GET /v2/", err);
         if (ret == 0 && resp.status == 401 && resp.www_authenticate) {
                 kiln_auth_challenge_clear (&h->challenge);
                 if (kiln_auth_challenge_parse (&h->challenge, resp.www_authenticate, err) < 0) {
