@@ -20,6 +20,8 @@ USR_ARGS=(--ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --sy
 	--symlink usr/sbin /sbin)
 
 # bp PHASE ROOT: runs bin/PHASE (detect or build) for the build root ROOT.
+# BP_BWRAP holds extra bubblewrap arguments (to hide a tool, say).
+BP_BWRAP=()
 bp() {
 	local phase=$1 root=$2
 	mkdir -p "$root/layers/$BP_ID"
@@ -37,7 +39,7 @@ bp() {
 		--setenv CNB_APP_DIR /workspace --setenv CNB_PLATFORM_DIR /platform \
 		--setenv CNB_LAYERS_DIR "/layers/$BP_ID" --setenv CNB_BP_PLAN_PATH /layers/plan.toml \
 		--setenv CNB_BUILD_PLAN_PATH /layers/detect-plan.toml \
-		--setenv CNB_BUILDPACK_DIR "/cnb/buildpacks/$BP_ID/0.1.0" --chdir /workspace \
+		--setenv CNB_BUILDPACK_DIR "/cnb/buildpacks/$BP_ID/0.1.0" --chdir /workspace "${BP_BWRAP[@]}" \
 		"/cnb/buildpacks/$BP_ID/0.1.0/bin/$phase" "${args[@]}"
 }
 
