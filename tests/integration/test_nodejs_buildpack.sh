@@ -239,6 +239,12 @@ setenv "$F" FUNC_NAME hello
 setenv "$F" FUNC_SIGNATURE_TYPE event
 check_fails "unknown FUNC_SIGNATURE_TYPE is one line" '^FUNC_SIGNATURE_TYPE must be http or cloudevent, not "event"$' bp build "$F"
 rm "$F/platform/env/FUNC_SIGNATURE_TYPE"
+setenv "$F" FUNC_SRC lib/fn.js
+check_fails "a FUNC_SRC that does not exist is one line" '^FUNC_SRC is "lib/fn.js", which is not a file in the app$' bp build "$F"
+mkdir -p "$F/app/lib" && echo 'exports.hello = (req, res) => res.send("lib");' >"$F/app/lib/fn.js"
+build_ok "FUNC_SRC names the function file" "$F" "$WORK/funcsrc-build.log"
+check_eq "FUNC_SRC becomes FUNC_SOURCE" /workspace/lib/fn.js "$(cat "$F/layers/$BP_ID/framework/env/FUNC_SOURCE.default")"
+rm -r "$F/platform/env/FUNC_SRC" "$F/app/lib"
 echo '{"main": "lib/missing.js"}' >"$F/app/package.json"
 check_fails "a package.json main that does not exist is one line" \
 	'^package.json "main" is "lib/missing.js", which is not a file in the app$' bp build "$F"

@@ -125,8 +125,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fail(self, status, message):
         self._note = message
-        if status == 413:
-            self.close_connection = True
+        if status in (400, 413) and not self._body_read:
+            self.close_connection = True  # the rest of the body is still unread
         self._send(
             status,
             [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
@@ -135,7 +135,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_request(self):
         start = time.monotonic_ns()
-        self._status, self._note = 500, ""
+        self._status, self._note, self._body_read = 500, "", False
         server = self.server
         server.begin_request()
         try:
@@ -147,6 +147,7 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 self._fail(400, "bad request body framing")
                 return
+            self._body_read = True
             if server.signature == "cloudevent":
                 self._serve_event(body)
             else:
