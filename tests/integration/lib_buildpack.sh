@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers to drive one buildpack by hand, the way kiln's lifecycle does,
 # and to run what it built. Source after lib.sh, with BP (the buildpack
 # directory) and BP_ID set.
