@@ -85,6 +85,20 @@ take_base (kiln_compose *c, kiln_error **err)
         return kiln_config_parse (&c->config, raw, len, err);
 }
 
+static void
+record_base (kiln_compose *c)
+{
+        kiln_kvs *labels = &c->config->labels;
+        cleanup_free char *n = kiln_strdup_printf ("%zu", c->n_base_layers);
+        size_t n_diff = kiln_strv_len (c->config->diff_ids);
+
+        kiln_kvs_set (labels, KILN_LABEL_RUN_IMAGE_DIGEST, kiln_compose_base_digest (c));
+        kiln_kvs_set (labels, KILN_LABEL_RUN_IMAGE_NAME, c->base_name);
+        kiln_kvs_set (labels, KILN_LABEL_RUN_IMAGE_LAYERS, n);
+        kiln_kvs_set (labels, KILN_LABEL_RUN_IMAGE_TOP_LAYER,
+                      n_diff ? c->config->diff_ids[n_diff - 1] : "");
+}
+
 int
 kiln_compose_new (kiln_compose **out, const kiln_compose_opts *opts, kiln_error **err)
 {
@@ -115,6 +129,8 @@ kiln_compose_new (kiln_compose **out, const kiln_compose_opts *opts, kiln_error 
         if (c->remote)
                 kiln_kvs_set (&c->manifest->annotations, "org.opencontainers.image.base.name",
                               c->base_name);
+        if (opts->record_base)
+                record_base (c);
         *out = c;
         return 0;
 fail:

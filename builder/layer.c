@@ -1,6 +1,7 @@
 /* kiln: layer options, media types, detection, versions and paths. */
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,29 @@
 
 /* 9999-12-31T23:59:59Z: later dates are more likely typos than intent. */
 #define MAX_EPOCH INT64_C (253402300799)
+
+static locale_t utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void
+make_utf8_locale (void)
+{
+        utf8_locale = newlocale (LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
+}
+
+locale_t
+layer_locale_enter (void)
+{
+        pthread_once (&utf8_once, make_utf8_locale);
+        return utf8_locale ? uselocale (utf8_locale) : (locale_t) 0;
+}
+
+void
+layer_locale_leave (locale_t prev)
+{
+        if (prev)
+                uselocale (prev);
+}
 
 void
 kiln_layer_opts_init (kiln_layer_opts *opts)

@@ -824,6 +824,7 @@ kiln_layer_extract_fd (int fd, const char *root, const kiln_extract_opts *opts,
 {
         kiln_extract_opts defaults;
         extractor x = { .root_fd = -1, .cache_fd = -1 };
+        locale_t prev;
         int rc = -1;
 
         if (opts == NULL) {
@@ -839,9 +840,12 @@ kiln_layer_extract_fd (int fd, const char *root, const kiln_extract_opts *opts,
                 kiln_error_make (err, errno, "open `%s`", root);
                 goto out;
         }
-        if (layer_source_new (&x.src, fd, x.max_bytes, err) < 0)
+        if (layer_source_new (&x.src, fd, x.max_bytes, err) < 0
+            || layer_source_prefetch (x.src, err) < 0)
                 goto out;
+        prev = layer_locale_enter ();
         rc = run (&x, diff_id, err);
+        layer_locale_leave (prev);
 out:
         if (x.a)
                 archive_read_free (x.a);

@@ -7,6 +7,7 @@
 #ifndef KILN_LAYER_PRIVATE_H
 #define KILN_LAYER_PRIVATE_H
 
+#include <locale.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -26,6 +27,13 @@
  * anywhere is refused, and so is a leading "/" unless allow_absolute.
  * KILN_E_INVALID, quoting the path. */
 int layer_clean_path (char **out, const char *path, bool allow_absolute, kiln_error **err);
+
+/* libarchive turns names into and out of the locale's charset, and in
+ * the C locale (a program that never calls setlocale) it cannot carry a
+ * non-ASCII name at all.  Layer names are UTF-8 bytes whatever the user's
+ * locale: these switch the calling thread to C.UTF-8 and back. */
+locale_t layer_locale_enter (void);
+void layer_locale_leave (locale_t prev);
 
 typedef struct layer_sink layer_sink;
 
@@ -49,6 +57,11 @@ typedef struct layer_source layer_source;
  * first bytes.  More than max_bytes of uncompressed data is an error
  * (KILN_E_TOO_LARGE). */
 int layer_source_new (layer_source **out, int fd, uint64_t max_bytes, kiln_error **err);
+
+/* Moves decompression and hashing to a thread of their own that reads
+ * ahead of the caller (when the machine has more than one CPU).  Errors
+ * reach the caller at the read where the stream went wrong. */
+int layer_source_prefetch (layer_source *s, kiln_error **err);
 
 /* The compression detected. */
 kiln_compression layer_source_compression (const layer_source *s);

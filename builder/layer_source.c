@@ -5,6 +5,7 @@
  * (diff_id) and counted (the unpacked-size bound holds whatever the tar
  * headers claim). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,25 @@
 #include "kiln/buf.h"
 #include "kiln/cleanup.h"
 #include "layer_private.h"
+
+/* Read-ahead: a thread decompresses and hashes into a ring of buffers
+ * while the reader (the tar parser writing files) works on the previous
+ * one, as `tar -xzf` overlaps gzip and tar in two processes. */
+#define PREFETCH_SLOTS 4
+
+typedef struct prefetch {
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        unsigned char *slot[PREFETCH_SLOTS];
+        size_t len[PREFETCH_SLOTS];
+        size_t head;  /* the next slot the reader takes */
+        size_t count; /* filled slots, the one the reader holds included */
+        bool held;    /* the reader holds slot `head` */
+        bool done;    /* the producer has ended (see err) */
+        bool stop;    /* the reader is going away */
+        kiln_error *err;
+} prefetch;
 
 struct layer_source {
         int fd;
@@ -30,6 +50,7 @@ struct layer_source {
         bool in_frame; /* zstd: a frame has begun and not ended */
         kiln_hasher *hash;
         uint64_t max_bytes, total;
+        prefetch *pf; /* NULL: reads happen in the caller's thread */
 };
 
 static int
@@ -206,8 +227,8 @@ read_plain (layer_source *s, const void **buf, kiln_error **err)
         return (ssize_t) n;
 }
 
-ssize_t
-layer_source_read (layer_source *s, const void **buf, kiln_error **err)
+static ssize_t
+read_direct (layer_source *s, const void **buf, kiln_error **err)
 {
         ssize_t n;
 
@@ -228,6 +249,128 @@ layer_source_read (layer_source *s, const void **buf, kiln_error **err)
         return n;
 }
 
+static void *
+prefetch_main (void *data)
+{
+        layer_source *s = data;
+        prefetch *pf = s->pf;
+
+        for (;;) {
+                kiln_error *err = NULL;
+                const void *buf;
+                size_t tail;
+                ssize_t n;
+
+                pthread_mutex_lock (&pf->lock);
+                while (pf->count == PREFETCH_SLOTS && !pf->stop)
+                        pthread_cond_wait (&pf->cond, &pf->lock);
+                tail = (pf->head + pf->count) % PREFETCH_SLOTS;
+                if (pf->stop) {
+                        pthread_mutex_unlock (&pf->lock);
+                        break;
+                }
+                pthread_mutex_unlock (&pf->lock);
+
+                n = read_direct (s, &buf, &err);
+                if (n > 0)
+                        memcpy (pf->slot[tail], buf, (size_t) n);
+
+                pthread_mutex_lock (&pf->lock);
+                if (n > 0) {
+                        pf->len[tail] = (size_t) n;
+                        pf->count++;
+                } else {
+                        pf->err = err;
+                        pf->done = true;
+                }
+                pthread_cond_broadcast (&pf->cond);
+                pthread_mutex_unlock (&pf->lock);
+                if (n <= 0)
+                        break;
+        }
+        return NULL;
+}
+
+int
+layer_source_prefetch (layer_source *s, kiln_error **err)
+{
+        prefetch *pf;
+
+        if (s->pf || sysconf (_SC_NPROCESSORS_ONLN) < 2)
+                return 0;
+        pf = kiln_calloc (1, sizeof (*pf));
+        for (size_t i = 0; i < PREFETCH_SLOTS; i++)
+                pf->slot[i] = kiln_calloc (1, LAYER_IO_BUF);
+        pthread_mutex_init (&pf->lock, NULL);
+        pthread_cond_init (&pf->cond, NULL);
+        s->pf = pf;
+        if (pthread_create (&pf->thread, NULL, prefetch_main, s) != 0) {
+                int e = errno;
+                s->pf = NULL;
+                for (size_t i = 0; i < PREFETCH_SLOTS; i++)
+                        free (pf->slot[i]);
+                free (pf);
+                return kiln_error_make (err, e, "start the layer reader thread");
+        }
+        return 0;
+}
+
+static ssize_t
+read_prefetched (layer_source *s, const void **buf, kiln_error **err)
+{
+        prefetch *pf = s->pf;
+        ssize_t n;
+
+        pthread_mutex_lock (&pf->lock);
+        if (pf->held) {
+                pf->held = false;
+                pf->head = (pf->head + 1) % PREFETCH_SLOTS;
+                pf->count--;
+                pthread_cond_broadcast (&pf->cond);
+        }
+        while (pf->count == 0 && !pf->done)
+                pthread_cond_wait (&pf->cond, &pf->lock);
+        if (pf->count > 0) {
+                *buf = pf->slot[pf->head];
+                n = (ssize_t) pf->len[pf->head];
+                pf->held = true;
+        } else if (pf->err) {
+                *err = kiln_error_take (&pf->err);
+                n = -1;
+        } else {
+                n = 0;
+        }
+        pthread_mutex_unlock (&pf->lock);
+        return n;
+}
+
+ssize_t
+layer_source_read (layer_source *s, const void **buf, kiln_error **err)
+{
+        return s->pf ? read_prefetched (s, buf, err) : read_direct (s, buf, err);
+}
+
+static void
+prefetch_end (layer_source *s)
+{
+        prefetch *pf = s->pf;
+
+        if (pf == NULL)
+                return;
+        pthread_mutex_lock (&pf->lock);
+        pf->stop = true;
+        pthread_cond_broadcast (&pf->cond);
+        pthread_mutex_unlock (&pf->lock);
+        pthread_join (pf->thread, NULL);
+        pthread_mutex_destroy (&pf->lock);
+        pthread_cond_destroy (&pf->cond);
+        kiln_error_free (pf->err);
+        for (size_t i = 0; i < PREFETCH_SLOTS; i++)
+                free (pf->slot[i]);
+        free (pf);
+        s->pf = NULL;
+}
+
 int
 layer_source_finish (layer_source *s, char diff_id[KILN_DIGEST_MAX], kiln_error **err)
 {
@@ -238,6 +381,8 @@ layer_source_finish (layer_source *s, char diff_id[KILN_DIGEST_MAX], kiln_error 
                 ;
         if (n < 0)
                 return -1;
+        /* The producer has ended: the hash is the caller's again. */
+        prefetch_end (s);
         kiln_hasher_final (s->hash, diff_id);
         return 0;
 }
@@ -247,6 +392,7 @@ layer_source_free (layer_source *s)
 {
         if (s == NULL)
                 return;
+        prefetch_end (s);
         if (s->zs_ready)
                 inflateEnd (&s->zs);
         ZSTD_freeDCtx (s->zd);

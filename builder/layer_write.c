@@ -485,6 +485,8 @@ kiln_layer_write (kiln_layer_info *out, const kiln_layer_entry *entries, size_t 
         cleanup_close int fd = -1;
         struct stat st;
         int64_t mtime;
+        locale_t prev;
+        int r;
 
         if (opts == NULL) {
                 kiln_layer_opts_init (&defaults);
@@ -496,7 +498,10 @@ kiln_layer_write (kiln_layer_info *out, const kiln_layer_entry *entries, size_t 
         fd = open (out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
                 return kiln_error_make (err, errno, "create `%s`", out_path);
-        if (write_layer (&info, entries, n_entries, fd, opts, mtime, err) < 0) {
+        prev = layer_locale_enter ();
+        r = write_layer (&info, entries, n_entries, fd, opts, mtime, err);
+        layer_locale_leave (prev);
+        if (r < 0) {
                 if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode))
                         unlink (out_path);
                 return -1;

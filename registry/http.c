@@ -176,6 +176,20 @@ on_read (char *buf, size_t size, size_t n, void *p)
         return (size_t) got;
 }
 
+/* libcurl rewinds the body to send it again on a fresh connection when a
+ * reused one turns out dead; without this it gives up with
+ * CURLE_SEND_FAIL_REWIND, which is not worth a retry. */
+static int
+on_seek (void *p, curl_off_t offset, int origin)
+{
+        xfer *x = p;
+
+        if (origin != SEEK_SET || offset < 0 || (uint64_t) offset > x->req->body_len)
+                return CURL_SEEKFUNC_CANTSEEK;
+        x->body_pos = (uint64_t) offset;
+        return CURL_SEEKFUNC_OK;
+}
+
 static int
 on_progress (void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -256,6 +270,8 @@ transfer (kiln_registry *r, reg_req *req, reg_resp *resp, const char *url, const
         curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
         curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
+        curl_easy_setopt (c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt (c, CURLOPT_SEEKDATA, x);
         curl_easy_setopt (c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt (c, CURLOPT_XFERINFODATA, x);
         curl_easy_setopt (c, CURLOPT_NOPROGRESS, 0L);
@@ -548,6 +564,15 @@ ping_base (kiln_registry *r, reg_host *h, const char *base, bool retry, CURLcode
         reg_req_init (&req, "GET", url);
         req.session = !retry;
         ret = reg_send (r, h, &req, &resp, NULL, rc, err);
+        if (ret == 0 && !retry && status_transient (resp.status)) {
+                /* It speaks this scheme; a busy answer earns the retries. */
+                req.session = false;
+                ret = reg_send (r, h, &req, &resp, NULL, rc, err);
+        }
+        /* Still busy after the whole retry budget: the registry is down,
+         * and every request after this one would spend the budget again. */
+        if (ret == 0 && status_transient (resp.status))
+                ret = reg_status_error (h, &resp, "GET /v2/", err);
         if (ret == 0 && resp.status == 401 && resp.www_authenticate) {
                 kiln_auth_challenge_clear (&h->challenge);
                 if (kiln_auth_challenge_parse (&h->challenge, resp.www_authenticate, err) < 0) {
@@ -557,6 +582,35 @@ ping_base (kiln_registry *r, reg_host *h, const char *base, bool retry, CURLcode
         }
         reg_resp_clear (&resp);
         return ret;
+}
+
+/* Whether the registry answers a TLS handshake, found without loading a CA
+ * bundle (the system one costs ~40 ms to parse) and without sending
+ * anything: a loopback registry that speaks plain HTTP is then pinged over
+ * HTTP straight away.  The handshake is not verified, so when it succeeds
+ * the caller pings over verified HTTPS as usual; nothing learnt here is
+ * trusted.  Returns false only when the answer was not TLS. */
+static bool
+answers_tls (kiln_registry *r, reg_host *h)
+{
+        cleanup_free char *url = kiln_strdup_printf ("https://%s/v2/", h->api);
+        CURL *c = curl_easy_init ();
+        CURLcode rc;
+
+        if (c == NULL)
+                return true;
+        reg_curl_setup (r, c, url, false);
+        curl_easy_setopt (c, CURLOPT_SHARE, NULL);
+        curl_easy_setopt (c, CURLOPT_URL, url);
+        curl_easy_setopt (c, CURLOPT_CONNECT_ONLY, 1L);
+        curl_easy_setopt (c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt (c, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt (c, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt (c, CURLOPT_CAPATH, NULL);
+        rc = curl_easy_perform (c);
+        curl_easy_cleanup (c);
+        return !(rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR
+                 || rc == CURLE_GOT_NOTHING);
 }
 
 int
@@ -581,11 +635,11 @@ reg_ping (kiln_registry *r, reg_host *h, kiln_error **err)
                         h->base = steal_pointer (&https);
                 goto done;
         }
-        if (ping_base (r, h, https, false, &rc, &first) == 0) {
+        if (answers_tls (r, h) && ping_base (r, h, https, false, &rc, &first) == 0) {
                 h->base = steal_pointer (&https);
                 goto done;
         }
-        if (!tls_mismatch (rc)) {
+        if (first && !tls_mismatch (rc)) {
                 *err = kiln_error_take (&first);
                 ret = -1;
                 goto done;

@@ -45,7 +45,19 @@ typedef struct kiln_compose_opts {
         /* The time of the config's `created` and of each history entry;
          * < 0: SOURCE_DATE_EPOCH when set, else 0 (1970-01-01). */
         int64_t created;
+        /* Record what the base is in config labels, so `kiln rebase` can
+         * find the base's layers later (kiln build sets it):
+         *   dev.kiln.run-image.digest     the base's manifest digest
+         *   dev.kiln.run-image.name       the base as given in opts.base
+         *   dev.kiln.run-image.layers     how many layers come from it
+         *   dev.kiln.run-image.top-layer  the diff_id of its last layer */
+        bool record_base;
 } kiln_compose_opts;
+
+#define KILN_LABEL_RUN_IMAGE_DIGEST "dev.kiln.run-image.digest"
+#define KILN_LABEL_RUN_IMAGE_NAME "dev.kiln.run-image.name"
+#define KILN_LABEL_RUN_IMAGE_LAYERS "dev.kiln.run-image.layers"
+#define KILN_LABEL_RUN_IMAGE_TOP_LAYER "dev.kiln.run-image.top-layer"
 
 typedef struct kiln_compose kiln_compose;
 

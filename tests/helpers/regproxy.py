@@ -33,7 +33,10 @@ after every request; POST /_proxy/reset zeroes them).  Control requests
   by_method             {"GET": n, ...}
   by_status             {"200": n, ...}   (status 0 = connection reset)
   requests              [{"method", "path" (no query), "query", "status",
-                          "body_bytes", "fault" (action string or null)}]
+                          "body_bytes", "fault" (action string or null),
+                          "auth" (the scheme of the client's Authorization
+                          header, lowercased: "basic", "bearer"...; null
+                          without one; never the credentials)}]
   request_body_bytes    request body bytes received, all requests
   upload_body_bytes     the same for POST/PUT/PATCH to .../blobs/uploads/...
   faults_fired          injected faults
@@ -116,6 +119,14 @@ Faults
                     body, headers unchanged
     wrong-blob      forward; replace the response body by other
                     (pseudo-random) bytes of the same length
+    redirect:URLBASE
+                    answer 307 with Location URLBASE + the request target
+                    (path and query), as registries send blob GETs to
+                    storage; not forwarded.  It acts once the request has
+                    passed the proxy's own authentication (a request
+                    refused with 401 still counts as fired).  URLBASE is
+                    e.g. http://127.0.0.1:PORT (another regproxy in front
+                    of the same registry serves the blob there)
   Spec (--faults SPEC, or the body of POST /_proxy/faults, which replaces
   the rules and their counters; GET /_proxy/faults shows them with "seen"
   and "fired"):
@@ -177,7 +188,12 @@ def parse_action(text):
     kind = parts[0]
     args = {}
     try:
-        if kind == "status":
+        if kind == "redirect":
+            base = text.partition(":")[2].rstrip("/")
+            if not re.match(r"^https?://[^/]+$", base):
+                raise SpecError("redirect wants http(s)://HOST:PORT")
+            args["base"] = base
+        elif kind == "status":
             args["code"] = int(parts[1])
             for p in parts[2:]:
                 k, _, v = p.partition("=")
@@ -339,7 +355,7 @@ class Stats:
             self.d["tokens"].append(
                 {"user": user or "", "grant": grant, "scope": scope})
 
-    def add(self, method, path, query, status, body_bytes, fault):
+    def add(self, method, path, query, status, body_bytes, fault, auth):
         with self.lock:
             d = self.d
             d["total"] += 1
@@ -348,7 +364,8 @@ class Stats:
             d["by_status"][s] = d["by_status"].get(s, 0) + 1
             d["requests"].append({
                 "method": method, "path": path, "query": query,
-                "status": status, "body_bytes": body_bytes, "fault": fault})
+                "status": status, "body_bytes": body_bytes, "fault": fault,
+                "auth": auth})
             d["request_body_bytes"] += body_bytes
             if method in ("POST", "PUT", "PATCH") and "/blobs/uploads" in path:
                 d["upload_body_bytes"] += body_bytes
@@ -569,7 +586,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def record(self, status, fault):
         path, _, query = self.path.partition("?")
-        STATS.add(self.command, path, query, status, self.body_bytes, fault)
+        scheme = self.headers.get("Authorization", "").split(" ", 1)[0]
+        STATS.add(self.command, path, query, status, self.body_bytes, fault,
+                  scheme.lower() or None)
         self.log(status, fault)
 
     # -- request bodies
@@ -707,6 +726,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.drop_body()
             self.record(0, fault)
             return self.reset_connection()
+        if kind == "redirect":
+            self.drop_body()
+            self.record(307, fault)
+            return self.reply(307, headers=[("Location",
+                                             args["base"] + self.path)])
         self.forward(rule, fault)
 
     def inject_status(self, args, fault):

@@ -172,6 +172,24 @@ check_eq "wrong-blob: same length" "$(stat -c %s "$WORK/right")" "$(stat -c %s "
 check "wrong-blob: other bytes" fails cmp -s "$WORK/right" "$WORK/wrong"
 check_eq "the good copy has the right digest" "$LAYER0" \
         "sha256:$(sha256sum <"$WORK/right" | cut -d' ' -f1)"
+proxy_set_faults "GET /blobs/ redirect:http://$PLAIN count=2"
+proxy_reset
+check_eq "redirect: Location is the base plus the request target" \
+        "http://$PLAIN/v2/test/plain/blobs/$LAYER0?x=1" "$(http_header Location "$blob?x=1")"
+check_eq "redirect: curl -L gets the blob from the other host" "$LAYER0" \
+        "sha256:$(curl -sL "$blob" | sha256sum | cut -d' ' -f1)"
+check_eq "redirect: both answered 307, none forwarded" "2 0" \
+        "$(proxy_count GET /blobs/ 307) $(proxy_count GET /blobs/ 200)"
+check "redirect: a spec without a URL base is refused" \
+        fails proxy_set_faults "GET /blobs/ redirect:nowhere"
+proxy_set_faults ""
+proxy_reset
+curl -s -o /dev/null -H "Authorization: Bearer not-a-secret" "http://$PROXY/v2/"
+curl -s -o /dev/null "http://$PROXY/v2/"
+check_eq "stats record the Authorization scheme, not its value" '"bearer" null' \
+        "$(proxy_stat requests | python3 -c 'import json,sys
+print(" ".join(json.dumps(r["auth"]) for r in json.load(sys.stdin)))')"
+check "stats never hold the credentials" fails grep -q not-a-secret "$PROXY_STATS"
 seq_of() {
         local out=""
         for _ in 1 2 3 4 5 6 7 8 9 10; do out+="$(http_status "http://$PROXY/v2/") "; done

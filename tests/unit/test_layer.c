@@ -491,6 +491,37 @@ test_roundtrip (void)
         }
 }
 
+/* Non-ASCII names (UTF-8, as in Debian's ca-certificates) survive a round
+ * trip in a program that never set a locale, and a reader of the tar
+ * (Python's tarfile) sees the same names. */
+static void
+test_utf8_names (void)
+{
+        cleanup_error kiln_error *err = NULL;
+        cleanup_free char *layer = path_in ("u8.tar.gz");
+        cleanup_free char *root = path_in ("u8-root");
+        cleanup_free char *link = path_in ("u8-src/link-\xc5\x91");
+        cleanup_free char *diff = NULL;
+        cleanup_free char *listing = NULL;
+        char extracted[KILN_DIGEST_MAX];
+        kiln_layer_opts o;
+        kiln_layer_info info;
+
+        put ("u8-src/F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.crt", "cert\n", 0644);
+        CHECK (symlink ("F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.crt", link) == 0);
+        opts_fixed (&o, KILN_COMPRESS_GZIP);
+        CHECK_OK (write_dir (&info, "u8-src", "u8.tar.gz", &o, &err));
+        dir ("u8-root", 0755);
+        CHECK_OK (kiln_layer_extract (layer, root, NULL, extracted, &err));
+        CHECK_STR (extracted, info.diff_id);
+        diff = sh ("cd '%s' && diff -r --no-dereference u8-src u8-root && echo same", tmp);
+        CHECK_STR (diff, "same\n");
+        listing = sh ("python3 -c 'import sys,tarfile; print(sorted(m.name for m in "
+                      "tarfile.open(sys.argv[1])))' '%s'",
+                      layer);
+        CHECK_STR (listing, "['F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.crt', 'link-\xc5\x91']\n");
+}
+
 /* Whiteouts remove lower content; an opaque directory keeps only this
  * layer's entries, even ones that come before the marker. */
 static void
@@ -668,6 +699,7 @@ main (void)
         RUN (test_gzip_edge_sizes);
         RUN (test_zstd_threads_identical);
         RUN (test_roundtrip);
+        RUN (test_utf8_names);
         RUN (test_whiteouts);
         RUN (test_extract_replaces);
         RUN (test_duplicates);

@@ -1,0 +1,4 @@
+'use strict';
+
+/** "Hello, NAME!", or "Hello, World!" without a name. */
+exports.greeting = (name) => `Hello, ${name || 'World'}!`;
