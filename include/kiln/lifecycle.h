@@ -138,7 +138,9 @@ typedef struct kiln_lifecycle_result {
         kiln_bp_layer *launch_layers;
         size_t n_launch_layers;
 
-        /* cache = true layers (already saved to opts.cache_dir if given). */
+        /* cache = true layers (already saved to opts.cache_dir if given;
+         * then the directories of those that are not launch layers have
+         * been moved there and are gone from layers_dir). */
         kiln_bp_layer *cache_layers;
         size_t n_cache_layers;
 
