@@ -35,6 +35,24 @@ copy_file (const char *src, const char *dst, mode_t mode, kiln_error **err)
         out = open (dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
         if (out < 0)
                 return kiln_error_make (err, errno, "create `%s`", dst);
+        /* In the kernel when it can (no copy through user space; a reflink
+         * on file systems that have them); by hand when it cannot. */
+        for (;;) {
+                ssize_t n = copy_file_range (in, NULL, out, NULL, (size_t) 1 << 30, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n == 0)
+                        goto done;
+                if (n < 0) {
+                        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS
+                            && errno != EOPNOTSUPP && errno != EBADF)
+                                return kiln_error_make (err, errno, "copy `%s`", src);
+                        if (lseek (in, 0, SEEK_SET) < 0 || ftruncate (out, 0) < 0
+                            || lseek (out, 0, SEEK_SET) < 0)
+                                return kiln_error_make (err, errno, "copy `%s`", src);
+                        break;
+                }
+        }
         for (;;) {
                 ssize_t n = read (in, chunk, sizeof chunk);
                 if (n < 0 && errno == EINTR)
@@ -46,6 +64,7 @@ copy_file (const char *src, const char *dst, mode_t mode, kiln_error **err)
                 if (kiln_write_all (out, chunk, (size_t) n, err) < 0)
                         return kiln_error_wrap (err, "`%s`", dst);
         }
+done:
         /* The umask may have cut bits the source had. */
         if (fchmod (out, mode & 07777) < 0)
                 return kiln_error_make (err, errno, "chmod `%s`", dst);
