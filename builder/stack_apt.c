@@ -697,8 +697,11 @@ stack_apt_resolve (stack_pkg **out, size_t *n, stack_apt *a, kiln_error **err)
         for (char **p = a->stack->packages; *p; p++)
                 argv = kiln_strv_append (argv, *p);
         r = run (a, "apt-get", argv, NULL, &o, err);
-        if (r < 0 && missing_packages (a, o.errors, err) == 0)
-                kiln_error_wrap (err, "resolving the packages");
+        if (r < 0 && err && *err && missing_packages (a, o.errors, NULL) < 0) {
+                /* A name apt does not know says more than apt's wording. */
+                kiln_error_free (kiln_error_take (err));
+                missing_packages (a, o.errors, err);
+        }
         if (r == 0)
                 r = parse_resolution (out, n, text.data ? text.data : "", err);
         if (r == 0 && *n == 0)
