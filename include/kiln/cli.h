@@ -153,6 +153,7 @@ extern const kiln_command kiln_cmd_digest;
 extern const kiln_command kiln_cmd_tag;
 extern const kiln_command kiln_cmd_layer;
 extern const kiln_command kiln_cmd_stack;
+extern const kiln_command kiln_cmd_rebase;
 
 /* All commands, NULL-terminated, in the order `kiln --help` lists them. */
 extern const kiln_command *const kiln_commands[];
