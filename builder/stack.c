@@ -20,7 +20,7 @@
 
 /* Bumped whenever what a build puts in the image changes, so no cached
  * image of an older recipe is reused. */
-#define STACK_FORMAT "1"
+#define STACK_FORMAT "2"
 
 char *
 kiln_stack_default_cache_dir (void)
@@ -319,16 +319,44 @@ trim (const char *tree, const kiln_stack *s, kiln_error **err)
         return remove_globs (tree, s, err);
 }
 
+/* Creates the directories of rel that are missing, 0755 whatever the
+ * umask. */
+static int
+make_dirs (const char *tree, const char *rel, kiln_error **err)
+{
+        cleanup_free char *p = kiln_strdup_printf ("%s/%s", tree, rel);
+        char *c = p + strlen (tree);
+
+        if (no_symlink_on_way (tree, rel, err) < 0)
+                return -1;
+        do {
+                c = strchr (c + 1, '/');
+                if (c)
+                        *c = '\0';
+                if (mkdir (p, 0755) == 0) {
+                        if (chmod (p, 0755) < 0)
+                                return kiln_error_make (err, errno, "chmod `%s`", p);
+                } else if (errno != EEXIST) {
+                        return kiln_error_make (err, errno, "mkdir `%s`", p);
+                }
+                if (c)
+                        *c = '/';
+        } while (c);
+        return 0;
+}
+
 static int
 put (const char *tree, const char *rel, const char *text, mode_t mode, kiln_error **err)
 {
         cleanup_free char *p = kiln_strdup_printf ("%s/%s", tree, rel);
-        cleanup_free char *parent = kiln_strdup (p);
+        cleanup_free char *parent = kiln_strdup (rel);
 
-        if (no_symlink_on_way (tree, rel, err) < 0)
-                return -1;
-        *strrchr (parent, '/') = '\0';
-        if (kiln_mkdir_p (parent, 0755, err) < 0
+        if (strrchr (parent, '/')) {
+                *strrchr (parent, '/') = '\0';
+                if (make_dirs (tree, parent, err) < 0)
+                        return -1;
+        }
+        if (no_symlink_on_way (tree, rel, err) < 0
             || kiln_write_file (p, text, strlen (text), (int) mode, err) < 0)
                 return -1;
         /* chmod, not the mode given: the umask must not change the image. */
@@ -342,7 +370,7 @@ make_dir (const char *tree, const char *rel, mode_t mode, kiln_error **err)
 {
         cleanup_free char *p = kiln_strdup_printf ("%s/%s", tree, rel);
 
-        if (no_symlink_on_way (tree, rel, err) < 0 || kiln_mkdir_p (p, 0755, err) < 0)
+        if (make_dirs (tree, rel, err) < 0)
                 return -1;
         if (chmod (p, mode) < 0)
                 return kiln_error_make (err, errno, "chmod `%s`", p);

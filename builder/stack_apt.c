@@ -4,17 +4,22 @@
  * unpacks: no maintainer script ever runs. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kiln/buf.h"
 #include "kiln/cleanup.h"
 #include "kiln/digest.h"
+#include "kiln/layer.h"
 #include "kiln/log.h"
 #include "kiln/sandbox.h"
 #include "stack_private.h"
@@ -803,18 +808,75 @@ read_source (stack_pkg *p)
                 p->source_version = kiln_strdup (p->version);
 }
 
+/* Reads what is left of fd, so the writer ends without SIGPIPE. */
+static void
+drain (int fd)
+{
+        char buf[65536];
+
+        while (read (fd, buf, sizeof buf) > 0 || errno == EINTR)
+                ;
+}
+
+/* `dpkg-deb --fsys-tarfile DEB` piped into kiln's own extractor: modes
+ * exactly as packaged whatever the umask and whoever runs kiln, and
+ * nothing written outside the tree (no absolute paths, no `..`, no
+ * writes through symlinks). */
+static int
+unpack (stack_apt *a, const stack_pkg *p, const char *tree, kiln_error **err)
+{
+        char *argv[] = { a->dpkg_deb, "--fsys-tarfile", p->deb, NULL };
+        cleanup_close int out = -1, in = -1, errs = -1;
+        posix_spawn_file_actions_t fa;
+        kiln_extract_opts eo;
+        int fds[2], status = 0, rc;
+        pid_t pid;
+
+        if (pipe2 (fds, O_CLOEXEC) < 0)
+                return kiln_error_make (err, errno, "pipe");
+        in = fds[0];
+        out = fds[1];
+        errs = memfd_create ("dpkg-deb-stderr", MFD_CLOEXEC);
+        if (errs < 0)
+                return kiln_error_make (err, errno, "memfd_create");
+        posix_spawn_file_actions_init (&fa);
+        posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2 (&fa, out, 1);
+        posix_spawn_file_actions_adddup2 (&fa, errs, 2);
+        rc = posix_spawn (&pid, a->dpkg_deb, &fa, NULL, argv, a->env);
+        posix_spawn_file_actions_destroy (&fa);
+        if (rc != 0)
+                return kiln_error_make (err, rc, "run `%s`", a->dpkg_deb);
+        close (kiln_steal_fd (&out));
+        kiln_extract_opts_init (&eo);
+        eo.no_whiteouts = true;
+        rc = kiln_layer_extract_fd (in, tree, &eo, NULL, err);
+        if (rc == 0)
+                drain (in);
+        close (kiln_steal_fd (&in));
+        while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (rc == 0 && !(WIFEXITED (status) && WEXITSTATUS (status) == 0)) {
+                char msg[512] = "";
+                ssize_t n = pread (errs, msg, sizeof msg - 1, 0);
+                msg[n > 0 ? n : 0] = '\0';
+                msg[strcspn (msg, "\n")] = '\0';
+                return kiln_error_makec (err, KILN_E_FAILED, 0,
+                                         "dpkg-deb --fsys-tarfile `%s` failed%s%s", p->deb,
+                                         msg[0] ? ": " : "", msg);
+        }
+        return rc;
+}
+
 int
 stack_apt_extract (stack_apt *a, stack_pkg *p, const char *tree, kiln_error **err)
 {
-        char *x[] = { a->dpkg_deb, "--extract", p->deb, (char *) tree, NULL };
         char *f[] = { a->dpkg_deb, "--field", p->deb, NULL };
         kiln_buf control = KILN_BUF_INIT;
         run_out o = { 0 };
         int r;
 
-        r = run (a, "dpkg-deb --extract", x, NULL, &o, err);
-        run_out_clear (&o);
-        if (r < 0)
+        if (unpack (a, p, tree, err) < 0)
                 return kiln_error_wrap (err, "package %s", p->name);
         kiln_buf_init (&control, CONTROL_MAX);
         o.out = &control;

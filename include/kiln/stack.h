@@ -12,8 +12,9 @@
  *      holds under that key is the result: nothing is downloaded or
  *      extracted.
  *   3. Otherwise `apt-get download` fetches the .debs into the cache (it
- *      skips those already there), kiln checks each against the archive's
- *      SHA256, and `dpkg-deb --extract` unpacks them into a tree: no
+ *      skips those already there and checks each against the archive's
+ *      SHA256), and `dpkg-deb --fsys-tarfile` feeds each to
+ *      kiln's own extractor (exact modes, nothing outside the tree): no
  *      maintainer script runs.  Documentation, man pages and logs are
  *      removed; /etc/passwd, /etc/group, /tmp, the home directory, an SPDX
  *      SBOM and the packages' control data (for scanners) are added.

@@ -21,10 +21,10 @@ check "the python stack builds and is pushed (digest $d1)" grep -qE '^sha256:[0-
 save_stack_cache "$WORK/c1"
 
 # A fresh cache with the same packages downloaded: unpacked and written
-# again, the same bytes.
+# again (under another umask), the same bytes.
 mkdir -p "$WORK/c2"
 cp -al "$WORK/c1/debs" "$WORK/c2/" && cp -a "$WORK/c1/apt" "$WORK/c2/"
-d2=$("$KILN" --log-level info stack build "$STACKS/python.yaml" --cache-dir "$WORK/c2" \
+d2=$(umask 077 && "$KILN" --log-level info stack build "$STACKS/python.yaml" --cache-dir "$WORK/c2" \
         --image "$REG/stacks/python:b" 2>"$WORK/b2.err")
 check_eq "a rebuild with the same package versions gives the same digest" "$d1" "$d2"
 check "the rebuild made the image again (not from the cache)" \
