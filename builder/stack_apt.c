@@ -463,12 +463,26 @@ make_dirs (const char *root, const char *debs, kiln_error **err)
         return kiln_write_file (status, "", 0, 0644, err);
 }
 
+static size_t
+count_words (const char *s)
+{
+        size_t n = 0;
+
+        for (const char *p = s; *p;) {
+                p += strspn (p, " \t");
+                if (*p == '\0')
+                        break;
+                n++;
+                p += strcspn (p, " \t");
+        }
+        return n;
+}
+
 static int
 write_config (stack_apt *a, const char *keyring, kiln_error **err)
 {
         cleanup_free char *sources = kiln_strdup_printf ("%s/etc/apt/sources.list", a->root);
-        cleanup_free char *list = kiln_strdup_printf ("deb [signed-by=%s] %s %s main\n", keyring,
-                                                      a->mirror, a->stack->suite);
+        cleanup_buf kiln_buf list = KILN_BUF_INIT;
         cleanup_free char *conf
             = kiln_strdup_printf ("Dir \"%s/\";\n"
                                   "Dir::State::status \"%s/var/lib/dpkg/status\";\n"
@@ -490,7 +504,14 @@ write_config (stack_apt *a, const char *keyring, kiln_error **err)
                                          "keyring `%s` (install debian-archive-keyring, or name "
                                          "one with `keyring:`)",
                                          keyring);
-        if (kiln_write_file (sources, list, strlen (list), 0644, err) < 0)
+        kiln_buf_printf (&list, NULL, "deb [signed-by=%s] %s %s main\n", keyring, a->mirror,
+                         a->stack->suite);
+        for (char **src = a->stack->sources; src && *src; src++) {
+                /* "URI SUITE" means the main component. */
+                kiln_buf_printf (&list, NULL, "deb [signed-by=%s] %s%s\n", keyring, *src,
+                                 count_words (*src) == 2 ? " main" : "");
+        }
+        if (kiln_write_file (sources, list.data, list.len, 0644, err) < 0)
                 return -1;
         return kiln_write_file (a->conf, conf, strlen (conf), 0644, err);
 }
@@ -535,6 +556,11 @@ stack_apt_open (stack_apt **out, const kiln_stack *s, const char *arch, const ch
         /* One apt root per archive, suite and architecture: their lists
          * are kept between builds. */
         what = kiln_strdup_printf ("%s\n%s\n%s\n%s", a->mirror, s->suite, arch, keyring);
+        for (char **src = s->sources; src && *src; src++) {
+                char *more = kiln_strdup_printf ("%s\n%s", what, *src);
+                free (what);
+                what = more;
+        }
         kiln_digest_bytes (key, what, strlen (what));
         a->root = kiln_strdup_printf ("%s/apt/%.16s", cache_dir, kiln_digest_hex (key));
         a->conf = kiln_strdup_printf ("%s/apt.conf", a->root);

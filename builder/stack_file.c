@@ -668,6 +668,49 @@ path_ok (const char *p)
                && strchr (p, '\n') == NULL && strcmp (p, "/") != 0;
 }
 
+static bool mirror_ok (const char *m);
+
+/* "URI SUITE [COMPONENT...]" */
+static bool
+source_ok (const char *v)
+{
+        cleanup_free char *copy = kiln_strdup (v);
+        char *words[16];
+        size_t n = 0;
+
+        for (char *p = copy; *p && n < KILN_N_ELEMENTS (words);) {
+                p += strspn (p, " ");
+                if (*p == '\0')
+                        break;
+                words[n++] = p;
+                p += strcspn (p, " ");
+                if (*p)
+                        *p++ = '\0';
+        }
+        if (n < 2 || n == KILN_N_ELEMENTS (words) || !mirror_ok (words[0]))
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!word_ok (words[i], LOWER DIGITS, LOWER DIGITS "._/-"))
+                        return false;
+        return true;
+}
+
+static int
+sources_field (parser *ps, const ytop *t, kiln_stack *s)
+{
+        if (want_type (ps, t, Y_LIST) < 0)
+                return -1;
+        s->sources = kiln_strv_new ();
+        for (size_t i = 0; i < t->n; i++) {
+                if (!source_ok (t->items[i].value))
+                        return fail (ps, t->items[i].line,
+                                     "`%s`: a source is `URI SUITE [COMPONENT...]`",
+                                     t->items[i].value);
+                s->sources = kiln_strv_append (s->sources, t->items[i].value);
+        }
+        return 0;
+}
+
 static int
 remove_field (parser *ps, const ytop *t, kiln_stack *s)
 {
@@ -767,6 +810,8 @@ field (parser *ps, const ytop *t, kiln_stack *s)
                 return scalar_field (ps, t, &s->mirror);
         if (strcmp (t->key, "keyring") == 0)
                 return scalar_field (ps, t, &s->keyring);
+        if (strcmp (t->key, "sources") == 0)
+                return sources_field (ps, t, s);
         if (strcmp (t->key, "packages") == 0)
                 return strv_field (ps, t, &s->packages, true);
         if (strcmp (t->key, "exclude") == 0)
@@ -779,7 +824,7 @@ field (parser *ps, const ytop *t, kiln_stack *s)
                 return env_field (ps, t, s);
         return fail (ps, t->line,
                      "unknown key `%s` (known: name, suite, architecture, mirror, keyring, "
-                     "packages, exclude, remove, user, env)",
+                     "sources, packages, exclude, remove, user, env)",
                      t->key);
 }
 
@@ -893,6 +938,7 @@ kiln_stack_free (kiln_stack *s)
         free (s->architecture);
         free (s->mirror);
         free (s->keyring);
+        kiln_strv_free (s->sources);
         kiln_strv_free (s->packages);
         kiln_strv_free (s->exclude);
         kiln_strv_free (s->remove);

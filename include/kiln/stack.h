@@ -59,6 +59,7 @@ typedef struct kiln_stack {
         char *architecture; /* Debian's name ("amd64"); NULL: the host's */
         char *mirror;       /* NULL: the host's apt source for suite, else deb.debian.org */
         char *keyring;      /* NULL: the host's Signed-By, else Debian's archive keyring */
+        char **sources;     /* strv of "URI SUITE [COMPONENT...]": more apt sources; may be NULL */
         char **packages;    /* strv, as given */
         char **exclude;     /* strv: resolved but left out of the image; may be NULL */
         char **remove;      /* strv: absolute glob(3) patterns deleted from the tree */

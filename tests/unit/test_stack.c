@@ -62,6 +62,11 @@ test_full (void)
                                                 "suite: \"bookworm\"\n"
                                                 "architecture: amd64\n"
                                                 "mirror: http://deb.debian.org/debian\n"
+                                                "sources:\n"
+                                                "  - http://deb.debian.org/debian-security "
+                                                "bookworm-security\n"
+                                                "  - http://deb.debian.org/debian bookworm-updates "
+                                                "main contrib\n"
                                                 "\n"
                                                 "packages:\n"
                                                 "  - python3-minimal\n"
@@ -86,6 +91,8 @@ test_full (void)
         CHECK_STR (s->suite, "bookworm");
         CHECK_STR (s->architecture, "amd64");
         CHECK_STR (s->mirror, "http://deb.debian.org/debian");
+        CHECK (kiln_strv_len (s->sources) == 2);
+        CHECK_STR (s->sources[0], "http://deb.debian.org/debian-security bookworm-security");
         CHECK (kiln_strv_len (s->packages) == 3);
         CHECK_STR (s->packages[1], "libpython3.11-stdlib");
         CHECK_STR (s->packages[2], "zlib1g=1:1.2.13.dfsg-1");
@@ -180,6 +187,10 @@ test_field_errors (void)
                    "line 4: `/usr/../etc`: `remove` takes absolute paths");
         CHECK_ERR ("name: n\nsuite: b\npackages: [a1]\nremove: [usr/lib]\n",
                    "line 4: `usr/lib`: `remove` takes absolute paths");
+        CHECK_ERR ("name: n\nsuite: b\npackages: [a1]\nsources: [http://x]\n",
+                   "line 4: `http://x`: a source is `URI SUITE [COMPONENT...]`");
+        CHECK_ERR ("name: n\nsuite: b\npackages: [a1]\nsources: ['ftp://x b']\n",
+                   "line 4: `ftp://x b`: a source");
         CHECK_ERR ("name:\nsuite: b\npackages: [a1]\n",
                    "line 1: `name` must be a value, not empty");
 }
