@@ -250,7 +250,6 @@ quoted (parser *ps, int line, const char **pp, const char *end, char **out)
         const char *p = *pp;
         char q = *p++;
 
-        kiln_buf_reserve (&b, 16, NULL);
         for (;;) {
                 if (p >= end)
                         return fail (ps, line, "unterminated %s-quoted string",

@@ -167,6 +167,8 @@ test_field_errors (void)
         CHECK_ERR ("name: n\nsuite: b\npackages: []\n", "line 3: `packages` is empty");
         CHECK_ERR ("name: n\nsuite: b\npackages: a1\n", "line 3: `packages` must be a list");
         CHECK_ERR ("name: N\nsuite: b\npackages: [a1]\n", "line 1: `name` must match");
+        CHECK_ERR ("name: ''\nsuite: b\npackages: [a1]\n", "line 1: `name` must match");
+        CHECK_ERR ("name: \"\"\nsuite: b\npackages: [a1]\n", "line 1: `name` must match");
         CHECK_ERR ("name: n\nsuite: b\npackages:\n  - ok1\n  - Bad_Name\n",
                    "line 5: `Bad_Name` is not a Debian package name");
         CHECK_ERR ("name: n\nsuite: b\npackages: [a1, a1]\n", "line 3: `a1` is listed twice");
