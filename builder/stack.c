@@ -168,11 +168,11 @@ from_cache (kiln_stack_result *out, build *b, const char *key_hex, kiln_error **
         r = kiln_local_image_open (&img, &loc, NULL, &e);
         kiln_location_clear (&loc);
         if (r < 0) {
+                /* Not in the cache is not an error; anything else is. */
                 r = e->code == KILN_E_NOT_FOUND ? 0 : -1;
-                if (r < 0)
-                        *err = e;
-                else
-                        kiln_error_free (e);
+                if (r < 0 && err && *err == NULL)
+                        *err = steal_pointer (&e);
+                kiln_error_free (e);
                 return r;
         }
         out->location = steal_pointer (&spec);

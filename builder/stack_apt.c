@@ -118,30 +118,22 @@ one_line_entry (char **uri, char **keyring, const char *line, const char *suite)
 {
         cleanup_strv char **w = kiln_strv_new ();
         cleanup_free char *opts = NULL;
-        const char *p = line;
+        const char *p = line + strspn (line, " \t");
         char *word;
 
+        if (strncmp (p, "deb", 3) != 0 || (p[3] != ' ' && p[3] != '\t'))
+                return 0;
+        p += 3 + strspn (p + 3, " \t");
+        if (*p == '[') {
+                const char *close = strchr (p, ']');
+                if (close == NULL)
+                        return 0;
+                opts = strndup (p, (size_t) (close - p + 1));
+                p = close + 1;
+        }
         while ((word = next_word (&p)) != NULL) {
                 w = kiln_strv_append (w, word);
                 free (word);
-        }
-        if (kiln_strv_len (w) < 2 || strcmp (w[0], "deb") != 0)
-                return 0;
-        if (w[1][0] == '[') {
-                /* The options run to the word that closes the bracket. */
-                const char *open = strchr (line, '['), *close = strchr (line, ']');
-                if (close == NULL)
-                        return 0;
-                opts = strndup (open, (size_t) (close - open + 1));
-                p = close + 1;
-                kiln_strv_free (w);
-                w = kiln_strv_new ();
-                while ((word = next_word (&p)) != NULL) {
-                        w = kiln_strv_append (w, word);
-                        free (word);
-                }
-        } else {
-                memmove (w, w + 1, kiln_strv_len (w) * sizeof (char *));
         }
         if (kiln_strv_len (w) < 3 || strcmp (w[1], suite) != 0
             || !kiln_strv_contains (w + 2, "main"))

@@ -253,7 +253,8 @@ test_host_mirror (void)
         write_at (dir, "sources.list",
                   "# nothing\n"
                   "deb-src http://src.example/debian bookworm main\n"
-                  "deb [arch=amd64] http://one.example/debian bullseye main\n");
+                  "deb [arch=amd64] http://one.example/debian bullseye main\n"
+                  "deb http://two.example/debian trixie contrib main # x\n");
         write_at (dir, "sources.list.d/debian.sources",
                   "Types: deb\n"
                   "URIs: http://sec.example/debian-security\n"
@@ -277,7 +278,11 @@ test_host_mirror (void)
         CHECK (keyring == NULL);
         free (uri);
         uri = NULL;
-        CHECK (kiln_stack_host_mirror (&uri, &keyring, dir, "trixie") == 0);
+        CHECK (kiln_stack_host_mirror (&uri, &keyring, dir, "trixie") == 1);
+        CHECK_STR (uri, "http://two.example/debian");
+        free (uri);
+        uri = NULL;
+        CHECK (kiln_stack_host_mirror (&uri, &keyring, dir, "sid") == 0);
         CHECK (uri == NULL);
         kiln_rm_rf (dir, NULL);
 }
