@@ -231,8 +231,12 @@ set_source_status (json_t *st, const final *f)
 
         if (f->src.commit)
                 json_object_set_new (git, "commitSha", json_string (f->src.commit));
-        if (f->src.author)
-                json_object_set_new (git, "commitAuthor", json_string (f->src.author));
+        if (f->src.author) {
+                /* Shipwright reports the name alone, without "<email>". */
+                const char *lt = strstr (f->src.author, " <");
+                size_t n = lt ? (size_t) (lt - f->src.author) : strlen (f->src.author);
+                json_object_set_new (git, "commitAuthor", json_stringn (f->src.author, n));
+        }
         if (f->src.branch)
                 json_object_set_new (git, "branchName", json_string (f->src.branch));
         json_object_set_new (src, "git", git);

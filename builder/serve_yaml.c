@@ -190,8 +190,8 @@ kiln_yaml_parse (json_t **out, const char *data, size_t len, kiln_error **err)
 static int
 store_strategy (kiln_store *s, json_t *doc, const char *file, kiln_error **err)
 {
-        const char *name = json_string_value (
-            json_object_get (json_object_get (doc, "metadata"), "name"));
+        cleanup_free char *name = kiln_strdup (json_string_value (
+            json_object_get (json_object_get (doc, "metadata"), "name")));
         json_t *old = NULL;
         int r;
 
