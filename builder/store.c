@@ -599,14 +599,16 @@ int
 kiln_store_update (json_t **out, kiln_store *s, const char *kind, const char *ns,
                    const char *name, json_t *obj, int64_t expect_rv, kiln_error **err)
 {
+        /* name may point into obj, whose metadata is rewritten below. */
+        cleanup_free char *own_ns = kiln_strdup (ns ? ns : "");
+        cleanup_free char *own_name = kiln_strdup (name);
         int r;
 
-        ns = ns ? ns : "";
         pthread_mutex_lock (&s->lock);
         r = begin (s, err);
         if (r == 0)
-                r = end (s, update_locked (out, s, kind, ns, name, obj, expect_rv, err), s->rv + 1,
-                         err);
+                r = end (s, update_locked (out, s, kind, own_ns, own_name, obj, expect_rv, err),
+                         s->rv + 1, err);
         pthread_mutex_unlock (&s->lock);
         return r;
 }
