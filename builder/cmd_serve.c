@@ -186,9 +186,9 @@ load_token (char **out, const serve_opts *o, const char *data_dir, kiln_error **
                 data[--len] = '\0';
         if (len < 16) {
                 free (data);
-                return kiln_error_makec (err, KILN_E_INVALID, 0,
-                                         "token file `%s`: the token must be at least 16 characters",
-                                         path);
+                return kiln_error_makec (
+                    err, KILN_E_INVALID, 0,
+                    "token file `%s`: the token must be at least 16 characters", path);
         }
         *out = data;
         return 0;
@@ -208,8 +208,8 @@ static int
 start (daemon_parts *d, const serve_opts *o, const char *data_dir, kiln_error **err)
 {
         cleanup_free char *exe = self_path ();
-        cleanup_free char *strategies = o->strategies ? kiln_strdup (o->strategies)
-                                                      : default_strategies (exe);
+        cleanup_free char *strategies
+            = o->strategies ? kiln_strdup (o->strategies) : default_strategies (exe);
         kiln_runner_opts ro = { .data_dir = data_dir,
                                 .kiln_path = exe,
                                 .max_concurrent = (unsigned) o->max_concurrent };

@@ -181,8 +181,8 @@ answer_error (kiln_http_server *s, kiln_http_request *req, int status, const cha
 static bool
 declared_too_large (struct MHD_Connection *conn, size_t max)
 {
-        const char *cl = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
-                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl
+            = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t n;
 
         return cl && kiln_parse_int64 (cl, 0, INT64_MAX, &n) == 0 && (uint64_t) n > max;
@@ -270,10 +270,9 @@ on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
                 char status[16], dur[32];
                 snprintf (status, sizeof status, "%d", req->status);
                 snprintf (dur, sizeof dur, "%.1f", ms);
-                const char *fields[] = { "request", req->id,  "method",
-                                         req->method, "path", req->path,
-                                         "status",   status,  "ms",
-                                         dur,        NULL };
+                const char *fields[]
+                    = { "request", req->id, "method", req->method, "path", req->path,
+                        "status",  status,  "ms",     dur,         NULL };
                 /* Never the body or the query: they may carry secrets. */
                 kiln_log_fields (KILN_LOG_INFO, fields, "%s %s %d%s", req->method, req->path,
                                  req->status,
@@ -378,17 +377,17 @@ kiln_http_start (kiln_http_server **out, const kiln_http_opts *opts, kiln_error 
         s->o = *opts;
         s->o.max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
         s->o.timeout_s = opts->timeout_s ? opts->timeout_s : DEFAULT_TIMEOUT_S;
-        s->o.max_connections = opts->max_connections ? opts->max_connections
-                                                     : DEFAULT_MAX_CONNECTIONS;
+        s->o.max_connections
+            = opts->max_connections ? opts->max_connections : DEFAULT_MAX_CONNECTIONS;
         if (v6)
                 flags |= MHD_USE_IPv6;
-        s->d = MHD_start_daemon (
-            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr.sa,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-            s->o.timeout_s, MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
-            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
-            MHD_OPTION_END);
+        s->d = MHD_start_daemon (flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                                 &addr.sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, s->o.timeout_s,
+                                 MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
         if (s->d == NULL) {
                 free (s);
                 return kiln_error_makec (err, KILN_E_IO, errno, "listen on `%s`", opts->listen);

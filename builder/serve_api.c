@@ -37,7 +37,14 @@ typedef struct resource {
 } resource;
 
 static const resource resources[] = {
-        { "builds", "build", "Build", "BuildList", KILN_SHP_GROUP, KILN_SHP_VERSION, true, { NULL } },
+        { "builds",
+          "build",
+          "Build",
+          "BuildList",
+          KILN_SHP_GROUP,
+          KILN_SHP_VERSION,
+          true,
+          { NULL } },
         { "buildruns",
           "buildrun",
           "BuildRun",
@@ -172,8 +179,7 @@ redact (const resource *res, json_t *obj)
                 json_t *ann = json_object_get (json_object_get (obj, "metadata"), "annotations");
                 if (!json_is_object (ann)) {
                         ann = json_object ();
-                        json_object_set_new (json_object_get (obj, "metadata"), "annotations",
-                                             ann);
+                        json_object_set_new (json_object_get (obj, "metadata"), "annotations", ann);
                 }
                 char *joined = json_dumps (keys, JSON_COMPACT);
                 json_object_set_new (ann, "kiln.dev/data-keys", json_string (joined));
@@ -253,8 +259,8 @@ discovery (kiln_http_response *resp, const char *path)
         } else if (strcmp (path, "/apis/" KILN_SHP_API_VERSION) == 0) {
                 j = resource_list (KILN_SHP_API_VERSION);
         } else if (strcmp (path, "/api") == 0) {
-                j = json_pack ("{s:s,s:[s],s:[{s:s,s:s}]}", "kind", "APIVersions", "versions",
-                               "v1", "serverAddressByClientCIDRs", "clientCIDR", "0.0.0.0/0",
+                j = json_pack ("{s:s,s:[s],s:[{s:s,s:s}]}", "kind", "APIVersions", "versions", "v1",
+                               "serverAddressByClientCIDRs", "clientCIDR", "0.0.0.0/0",
                                "serverAddress", "");
         } else if (strcmp (path, "/api/v1") == 0) {
                 j = resource_list ("v1");
@@ -359,8 +365,9 @@ typedef struct rule {
 static const char *
 type_name (int t)
 {
-        static const char *const names[] = { "string", "object", "array", "boolean",
-                                             "integer", "duration string", "map of strings" };
+        static const char *const names[]
+            = { "string",  "object",          "array",         "boolean",
+                "integer", "duration string", "map of strings" };
         return names[t];
 }
 
@@ -383,7 +390,8 @@ type_ok (const json_t *v, int t)
         case T_INT:
                 return json_is_integer (v);
         case T_DURATION:
-                return json_is_string (v) && kiln_go_duration_parse (json_string_value (v), &ms) == 0;
+                return json_is_string (v)
+                       && kiln_go_duration_parse (json_string_value (v), &ms) == 0;
         case T_STRMAP:
                 if (!json_is_object (v))
                         return false;
@@ -434,8 +442,9 @@ check_rule (const json_t *v, const char *at, const char *rest, const rule *ru, c
                         cleanup_free char *idx = kiln_strdup_printf ("%s[%zu]", here, i);
                         if (dot == NULL) {
                                 if (!type_ok (el, ru->type)) {
-                                        *msg = kiln_strdup_printf ("%s: Invalid value: must be a %s",
-                                                                   idx, type_name (ru->type));
+                                        *msg
+                                            = kiln_strdup_printf ("%s: Invalid value: must be a %s",
+                                                                  idx, type_name (ru->type));
                                         return -1;
                                 }
                         } else if (json_is_object (el)
@@ -456,24 +465,28 @@ check_rule (const json_t *v, const char *at, const char *rest, const rule *ru, c
             { P "output.annotations", T_STRMAP, false }, { P "source", T_OBJ, false },             \
             { P "source.type", T_STR, false }, { P "source.contextDir", T_STR, false },            \
             { P "source.git", T_OBJ, false }, { P "source.git.url", T_STR, true },                 \
-            { P "source.git.revision", T_STR, false }, { P "source.git.cloneSecret", T_STR, false }, \
-            { P "paramValues", T_ARR, false }, { P "paramValues[]", T_OBJ, false },                \
-            { P "paramValues[].name", T_STR, true }, { P "paramValues[].value", T_STR, false },    \
-            { P "paramValues[].values", T_ARR, false }, { P "env", T_ARR, false },                 \
-            { P "env[]", T_OBJ, false }, { P "env[].name", T_STR, false },                         \
-            { P "env[].value", T_STR, false },                                                     \
+            { P "source.git.revision", T_STR, false },                                             \
+            { P "source.git.cloneSecret", T_STR, false }, { P "paramValues", T_ARR, false },       \
+            { P "paramValues[]", T_OBJ, false }, { P "paramValues[].name", T_STR, true },          \
+            { P "paramValues[].value", T_STR, false }, { P "paramValues[].values", T_ARR, false }, \
+            { P "env", T_ARR, false }, { P "env[]", T_OBJ, false },                                \
+            { P "env[].name", T_STR, false }, { P "env[].value", T_STR, false },                   \
         {                                                                                          \
                 P "timeout", T_DURATION, false                                                     \
         }
 
 static const rule meta_rules[] = {
-        { "metadata", T_OBJ, false },           { "metadata.name", T_STR, false },
-        { "metadata.generateName", T_STR, false }, { "metadata.labels", T_STRMAP, false },
-        { "metadata.annotations", T_STRMAP, false }, { "metadata.resourceVersion", T_STR, false },
+        { "metadata", T_OBJ, false },
+        { "metadata.name", T_STR, false },
+        { "metadata.generateName", T_STR, false },
+        { "metadata.labels", T_STRMAP, false },
+        { "metadata.annotations", T_STRMAP, false },
+        { "metadata.resourceVersion", T_STR, false },
         { NULL, 0, false },
 };
 
-static const rule build_rules[] = { { "spec", T_OBJ, true }, SPEC_RULES ("spec."), { NULL, 0, false } };
+static const rule build_rules[]
+    = { { "spec", T_OBJ, true }, SPEC_RULES ("spec."), { NULL, 0, false } };
 
 static const rule buildrun_rules[] = {
         { "spec", T_OBJ, true },
@@ -690,8 +703,7 @@ prepare_buildrun_update (json_t *obj, const json_t *old, after *a)
 
 /* Fills obj's status for a main-resource write; old is NULL on create. */
 static int
-prepare_write (kiln_api *api, const route *rt, json_t *obj, const json_t *old, after *a,
-               char **msg)
+prepare_write (kiln_api *api, const route *rt, json_t *obj, const json_t *old, after *a, char **msg)
 {
         const char *kind = rt->res->kind;
 
@@ -700,8 +712,7 @@ prepare_write (kiln_api *api, const route *rt, json_t *obj, const json_t *old, a
                 return normalise_secret (obj, msg);
         }
         if (old)
-                json_object_set (obj, "status",
-                                 json_object_get (old, "status") ?: json_object ());
+                json_object_set (obj, "status", json_object_get (old, "status") ?: json_object ());
         else
                 json_object_del (obj, "status");
         if (strcmp (kind, "Build") == 0) {
@@ -792,11 +803,11 @@ check_identity (const route *rt, json_t *obj, kiln_http_response *resp)
 {
         const char *av = json_string_value (json_object_get (obj, "apiVersion"));
         const char *kind = json_string_value (json_object_get (obj, "kind"));
-        const char *ns = json_string_value (json_object_get (json_object_get (obj, "metadata"),
-                                                            "namespace"));
-        cleanup_free char *want = *rt->res->group ? kiln_strdup_printf ("%s/%s", rt->res->group,
-                                                                         rt->res->version)
-                                                  : kiln_strdup (rt->res->version);
+        const char *ns
+            = json_string_value (json_object_get (json_object_get (obj, "metadata"), "namespace"));
+        cleanup_free char *want
+            = *rt->res->group ? kiln_strdup_printf ("%s/%s", rt->res->group, rt->res->version)
+                              : kiln_strdup (rt->res->version);
 
         if (!json_is_object (obj)) {
                 kiln_api_status (resp, 400, "BadRequest", "the request body must be a JSON object");
@@ -883,8 +894,8 @@ out:
 static int64_t
 rv_in (const json_t *obj)
 {
-        const char *v = json_string_value (json_object_get (json_object_get (obj, "metadata"),
-                                                           "resourceVersion"));
+        const char *v = json_string_value (
+            json_object_get (json_object_get (obj, "metadata"), "resourceVersion"));
         int64_t rv = 0;
 
         if (v && kiln_parse_int64 (v, 1, INT64_MAX, &rv) < 0)
@@ -953,8 +964,7 @@ check_update_body (const route *rt, json_t *body, kiln_http_response *resp)
 }
 
 static void
-do_replace (kiln_api *api, const route *rt, const kiln_http_request *req,
-            kiln_http_response *resp)
+do_replace (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http_response *resp)
 {
         json_t *body = parse_body (req, resp);
         json_t *old = NULL;
@@ -1026,7 +1036,8 @@ do_patch (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_htt
                 }
                 doc = json_deep_copy (old);
                 old_rv = rv_in (old);
-                if (apply_patch (&doc, patch, type, resp) < 0 || check_update_body (rt, doc, resp) < 0) {
+                if (apply_patch (&doc, patch, type, resp) < 0
+                    || check_update_body (rt, doc, resp) < 0) {
                         json_decref (doc);
                         json_decref (old);
                         break;
@@ -1085,10 +1096,11 @@ do_get (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http_
                 const char *uid = json_string_value (
                     json_object_get (json_object_get (obj, "metadata"), "uid"));
                 const char *follow = kiln_http_query (req, "follow");
-                cleanup_free char *path = api->runner && uid ? kiln_runner_log_path (api->runner, uid)
-                                                             : NULL;
-                kiln_log_respond (resp, api->store, path, rt->ns, rt->name,
-                                  follow && (strcmp (follow, "true") == 0 || strcmp (follow, "1") == 0));
+                cleanup_free char *path
+                    = api->runner && uid ? kiln_runner_log_path (api->runner, uid) : NULL;
+                kiln_log_respond (
+                    resp, api->store, path, rt->ns, rt->name,
+                    follow && (strcmp (follow, "true") == 0 || strcmp (follow, "1") == 0));
         } else {
                 respond_object (resp, 200, rt->res, obj);
         }
@@ -1116,7 +1128,8 @@ after_token (const json_t *obj, const char *key)
         const char *ns = json_string_value (json_object_get (m, "namespace"));
         const char *name = json_string_value (json_object_get (m, "name"));
         const char *slash = strchr (key, '/');
-        cleanup_free char *key_ns = slash ? strndup (key, (size_t) (slash - key)) : kiln_strdup (key);
+        cleanup_free char *key_ns
+            = slash ? strndup (key, (size_t) (slash - key)) : kiln_strdup (key);
         int c = strcmp (ns ? ns : "", key_ns);
 
         if (c != 0)
@@ -1188,8 +1201,8 @@ do_list (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http
                 if (!match)
                         continue;
                 if (limit > 0 && json_array_size (out) == (size_t) limit) {
-                        cleanup_free char *tok = continue_token (
-                            json_array_get (out, json_array_size (out) - 1));
+                        cleanup_free char *tok
+                            = continue_token (json_array_get (out, json_array_size (out) - 1));
                         json_object_set_new (meta, "continue", json_string (tok));
                         break;
                 }
@@ -1197,9 +1210,9 @@ do_list (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http
         }
         snprintf (rvs, sizeof rvs, "%lld", (long long) rv);
         json_object_set_new (meta, "resourceVersion", json_string (rvs));
-        cleanup_free char *av = *rt->res->group ? kiln_strdup_printf ("%s/%s", rt->res->group,
-                                                                       rt->res->version)
-                                                : kiln_strdup (rt->res->version);
+        cleanup_free char *av = *rt->res->group
+                                    ? kiln_strdup_printf ("%s/%s", rt->res->group, rt->res->version)
+                                    : kiln_strdup (rt->res->version);
         json_t *list = json_pack ("{s:s,s:s,s:o,s:o}", "kind", rt->res->list_kind, "apiVersion", av,
                                   "metadata", meta, "items", out);
         respond_json (resp, 200, list);
@@ -1228,8 +1241,8 @@ dispatch (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_htt
                 else if (strcmp (m, "POST") == 0 && (rt->ns || !rt->res->namespaced))
                         do_create (api, rt, req, resp);
                 else
-                        kiln_api_status (resp, 405, "MethodNotAllowed",
-                                         "%s is not supported on %s", m, kiln_http_path (req));
+                        kiln_api_status (resp, 405, "MethodNotAllowed", "%s is not supported on %s",
+                                         m, kiln_http_path (req));
                 return;
         }
         if (strcmp (m, "GET") == 0)
@@ -1272,13 +1285,15 @@ handle (void *data, const kiln_http_request *req, kiln_http_response *resp)
         }
         n = split_path (buf, seg, MAX_SEGMENTS);
         if (n > MAX_SEGMENTS || !parse_route (&rt, seg, n)) {
-                kiln_api_status (resp, 404, "NotFound", "the server could not find the requested "
-                                                        "resource (%s)",
+                kiln_api_status (resp, 404, "NotFound",
+                                 "the server could not find the requested "
+                                 "resource (%s)",
                                  path);
                 return;
         }
         if (rt.ns && !kiln_name_is_valid (rt.ns)) {
-                kiln_api_status (resp, 400, "BadRequest", "namespace: Invalid value: \"%s\"", rt.ns);
+                kiln_api_status (resp, 400, "BadRequest", "namespace: Invalid value: \"%s\"",
+                                 rt.ns);
                 return;
         }
         dispatch (api, &rt, req, resp);
@@ -1307,7 +1322,8 @@ precheck (void *data, const kiln_http_request *req, kiln_http_response *resp)
                 return;
         if (auth && kiln_str_has_prefix (auth, "Bearer ") && token_matches (auth + 7, api->token))
                 return;
-        kiln_api_status (resp, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
+        kiln_api_status (resp, 401, "Unauthorized",
+                         "Unauthorized: a valid bearer token is required");
 }
 
 static void

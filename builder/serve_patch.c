@@ -91,7 +91,8 @@ resolve_parent (json_t **parent, char **last, json_t *doc, const char *ptr, kiln
                 }
                 if (json_is_object (cur))
                         cur = json_object_get (cur, tok);
-                else if (json_is_array (cur) && parse_index (tok, json_array_size (cur), false, &idx))
+                else if (json_is_array (cur)
+                         && parse_index (tok, json_array_size (cur), false, &idx))
                         cur = json_array_get (cur, idx);
                 else
                         cur = NULL;

@@ -320,7 +320,8 @@ secret_value (char **out, kiln_store *s, const char *ns, const json_t *ref, kiln
 
         if (kiln_store_get (&secret, s, "Secret", ns, name ? name : "", err) < 0)
                 return -1;
-        b64 = json_string_value (json_object_get (json_object_get (secret, "data"), key ? key : ""));
+        b64 = json_string_value (
+            json_object_get (json_object_get (secret, "data"), key ? key : ""));
         if (b64 == NULL || kiln_base64_decode (&raw, &len, b64, strlen (b64), NULL) < 0)
                 r = kiln_error_makec (err, KILN_E_NOT_FOUND, 0, "secret %s has no key %s", name,
                                       key ? key : "");
@@ -389,7 +390,8 @@ static int
 user_params (json_t *params, kiln_store *s, const char *ns, const kiln_resolved *res,
              kiln_error **err)
 {
-        const json_t *defs = json_object_get (json_object_get (res->strategy, "spec"), "parameters");
+        const json_t *defs
+            = json_object_get (json_object_get (res->strategy, "spec"), "parameters");
         const json_t *values = json_object_get (res->effective, "paramValues");
         size_t i;
         json_t *p;
@@ -435,8 +437,7 @@ typedef struct run_ctx {
         char *git_pass;
 } run_ctx;
 
-static void __attribute__ ((format (printf, 2, 3)))
-log_line (run_ctx *c, const char *fmt, ...)
+static void __attribute__ ((format (printf, 2, 3))) log_line (run_ctx *c, const char *fmt, ...)
 {
         va_list ap;
         cleanup_free char *line = NULL;
@@ -504,7 +505,8 @@ write_secret_file (const char *path, const void *data, size_t len, kiln_error **
 static int
 decode_key (char **out, const json_t *secret, const char *key)
 {
-        const char *b64 = json_string_value (json_object_get (json_object_get (secret, "data"), key));
+        const char *b64
+            = json_string_value (json_object_get (json_object_get (secret, "data"), key));
         unsigned char *raw = NULL;
         size_t len;
 
@@ -554,8 +556,8 @@ write_git_credentials (run_ctx *c, const char *url, kiln_error **err)
                                    (int) (end ? end - host : (ptrdiff_t) strlen (host)), host);
         if (write_secret_file (path, line, strlen (line), err) < 0)
                 return -1;
-        c->base_env = kiln_strv_append (c->base_env,
-                                        kiln_strdup_printf ("KILN_GIT_CREDENTIALS=%s", path));
+        c->base_env
+            = kiln_strv_append (c->base_env, kiln_strdup_printf ("KILN_GIT_CREDENTIALS=%s", path));
         return 0;
 }
 
@@ -624,7 +626,8 @@ map_source_error (final *f, const kiln_error *e, bool had_credentials)
                 reason = strstr (msg, "revision") ? "GitRevisionNotFound"
                                                   : "GitRemoteRepositoryNotFound";
         else if (e && e->code == KILN_E_AUTH)
-                reason = had_credentials ? "GitAuthInvalidUserOrPass" : "GitRemoteRepositoryPrivate";
+                reason
+                    = had_credentials ? "GitAuthInvalidUserOrPass" : "GitRemoteRepositoryPrivate";
         fail_run (f, "Failed", "buildrun step step-source-default failed: %s", msg);
         f->fail_reason = kiln_strdup (reason);
         f->fail_message = kiln_strdup (msg);
@@ -654,8 +657,9 @@ fetch_source (run_ctx *c)
                 kiln_error_free (err);
                 return -1;
         }
-        log_line (c, "[step-source-default] commit %s%s%s", c->f->src.commit ? c->f->src.commit : "",
-                  c->f->src.branch ? " on " : "", c->f->src.branch ? c->f->src.branch : "");
+        log_line (c, "[step-source-default] commit %s%s%s",
+                  c->f->src.commit ? c->f->src.commit : "", c->f->src.branch ? " on " : "",
+                  c->f->src.branch ? c->f->src.branch : "");
         return 0;
 }
 
@@ -717,8 +721,8 @@ static char **
 step_env (run_ctx *c, const json_t *step)
 {
         char **env = kiln_strv_dup (c->base_env);
-        const json_t *lists[] = { json_object_get (c->res->effective, "env"),
-                                  json_object_get (step, "env") };
+        const json_t *lists[]
+            = { json_object_get (c->res->effective, "env"), json_object_get (step, "env") };
 
         for (size_t k = 0; k < KILN_N_ELEMENTS (lists); k++) {
                 size_t i;
@@ -814,9 +818,11 @@ run_step (run_ctx *c, const json_t *step)
                               .log_fd = c->log_fd,
                               .prefix = container,
                               .stop = &c->j->stop };
-        log_line (c, "[%s] running %s", container, json_string_value (json_object_get (step, "image")) ?: "kiln");
+        log_line (c, "[%s] running %s", container,
+                  json_string_value (json_object_get (step, "image")) ?: "kiln");
         if (kiln_step_exec (&sr, &err) < 0) {
-                fail_run (c->f, "Failed", "buildrun step %s failed: %s", container, kiln_error_msg (err));
+                fail_run (c->f, "Failed", "buildrun step %s failed: %s", container,
+                          kiln_error_msg (err));
                 kiln_error_free (err);
                 return -1;
         }
@@ -893,7 +899,8 @@ base_env (run_ctx *c)
             c->base_env, kiln_strdup_printf ("PATH=%s", path ? path : "/usr/bin:/bin"));
         c->base_env = kiln_strv_append (c->base_env, kiln_strdup_printf ("HOME=%s/home", c->work));
         c->base_env = kiln_strv_append (c->base_env, kiln_strdup_printf ("TMPDIR=%s/tmp", c->work));
-        c->base_env = kiln_strv_append (c->base_env, kiln_strdup_printf ("KILN_BUILDRUN=%s", c->uid));
+        c->base_env
+            = kiln_strv_append (c->base_env, kiln_strdup_printf ("KILN_BUILDRUN=%s", c->uid));
         if (bp)
                 c->base_env = kiln_strv_append (c->base_env,
                                                 kiln_strdup_printf ("KILN_BUILDPACKS_DIR=%s", bp));
@@ -1017,7 +1024,8 @@ set_invalid (json_t *br, void *data)
 static bool
 is_canceled (const json_t *br)
 {
-        const char *state = json_string_value (json_object_get (json_object_get (br, "spec"), "state"));
+        const char *state
+            = json_string_value (json_object_get (json_object_get (br, "spec"), "state"));
         return state && strcmp (state, "BuildRunCanceled") == 0;
 }
 

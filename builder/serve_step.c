@@ -82,8 +82,7 @@ substitute_one (kiln_buf *b, const char *p, const json_t *params, const char *re
                 append_param (b, v);
                 return n + 1;
         }
-        if (kiln_str_has_prefix (p, "results.") && n > 13
-            && strncmp (close - 5, ".path", 5) == 0) {
+        if (kiln_str_has_prefix (p, "results.") && n > 13 && strncmp (close - 5, ".path", 5) == 0) {
                 kiln_buf_printf (b, NULL, "%s/%.*s", results_dir, (int) (n - 13), p + 8);
                 return n + 1;
         }
@@ -130,7 +129,8 @@ kiln_step_expand_list (char ***argv, const json_t *list, const json_t *params,
                 size_t n = s ? strlen (s) : 0;
                 if (s == NULL)
                         continue;
-                if (n > 13 && kiln_str_has_prefix (s, "$(params.") && strcmp (s + n - 4, "[*])") == 0) {
+                if (n > 13 && kiln_str_has_prefix (s, "$(params.")
+                    && strcmp (s + n - 4, "[*])") == 0) {
                         cleanup_free char *name = strndup (s + 9, n - 13);
                         const json_t *v = json_object_get (params, name);
                         if (json_is_array (v)) {
@@ -486,8 +486,8 @@ kiln_step_exec (kiln_step_run *run, kiln_error **err)
         kiln_buf_init (&st.tail, STDOUT_TAIL * 2);
         if (r == 0) {
                 status = supervise (&st, pid);
-                run->exit_code = WIFSIGNALED (status) ? 128 + WTERMSIG (status)
-                                                      : WEXITSTATUS (status);
+                run->exit_code
+                    = WIFSIGNALED (status) ? 128 + WTERMSIG (status) : WEXITSTATUS (status);
         }
         for (int i = 0; i < 2; i++) {
                 if (st.s[i].fd >= 0)

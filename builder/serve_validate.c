@@ -209,15 +209,17 @@ add_name (name_list *l, const char *name)
 static int
 count_sources (const json_t *pv)
 {
-        return (json_object_get (pv, "value") != NULL) + (json_object_get (pv, "configMapValue") != NULL)
+        return (json_object_get (pv, "value") != NULL)
+               + (json_object_get (pv, "configMapValue") != NULL)
                + (json_object_get (pv, "secretValue") != NULL);
 }
 
 static bool
 incomplete_ref (const json_t *ref)
 {
-        return ref && (!json_is_string (json_object_get (ref, "name"))
-                       || !json_is_string (json_object_get (ref, "key")));
+        return ref
+               && (!json_is_string (json_object_get (ref, "name"))
+                   || !json_is_string (json_object_get (ref, "key")));
 }
 
 typedef struct param_lists {
@@ -228,8 +230,9 @@ typedef struct param_lists {
 static void
 param_lists_free (param_lists *l)
 {
-        name_list *all[] = { &l->restricted, &l->undefined, &l->inconsistent, &l->wrong_type,
-                             &l->empty_item, &l->incomplete_cm, &l->incomplete_secret };
+        name_list *all[]
+            = { &l->restricted, &l->undefined,     &l->inconsistent,     &l->wrong_type,
+                &l->empty_item, &l->incomplete_cm, &l->incomplete_secret };
         for (size_t i = 0; i < KILN_N_ELEMENTS (all); i++)
                 kiln_buf_free (&all[i]->b);
 }
@@ -389,8 +392,8 @@ lookup_strategy (kiln_verdict *v, kiln_store *s, const char *ns, const json_t *s
 static void
 check_secrets (kiln_verdict *v, kiln_store *s, const char *ns, const json_t *spec)
 {
-        const char *clone = str_at (json_object_get (json_object_get (spec, "source"), "git"),
-                                    "cloneSecret");
+        const char *clone
+            = str_at (json_object_get (json_object_get (spec, "source"), "git"), "cloneSecret");
         const char *push = str_at (json_object_get (spec, "output"), "pushSecret");
         bool clone_missing = clone && *clone && !has_secret (s, ns, clone);
         bool push_missing = push && *push && !has_secret (s, ns, push);
@@ -408,8 +411,8 @@ check_secrets (kiln_verdict *v, kiln_store *s, const char *ns, const json_t *spe
 static bool
 env_name_forbidden (const char *name)
 {
-        static const char *const exact[] = { "BASH_ENV", "ENV", "NODE_OPTIONS", "DOCKER_CONFIG",
-                                             "REGISTRY_AUTH_FILE", "PATH" };
+        static const char *const exact[]
+            = { "BASH_ENV", "ENV", "NODE_OPTIONS", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "PATH" };
         static const char *const prefixes[] = { "LD_", "BASH_FUNC_", "KILN_" };
 
         for (size_t i = 0; i < KILN_N_ELEMENTS (exact); i++)
@@ -457,8 +460,7 @@ kiln_validate_build (kiln_verdict *out, kiln_store *s, const char *ns, const cha
         memset (out, 0, sizeof (*out));
         if (name && strlen (name) > LABEL_VALUE_MAX)
                 fail (out, "BuildNameInvalid",
-                      "build name is invalid: must be no more than %d characters",
-                      LABEL_VALUE_MAX);
+                      "build name is invalid: must be no more than %d characters", LABEL_VALUE_MAX);
         check_secrets (out, s, ns, spec);
         if (out->reason)
                 return;
@@ -550,10 +552,9 @@ apply_overrides (const json_t *build_spec, const json_t *br_spec)
 static bool
 has_overrides (const json_t *spec)
 {
-        static const char *const keys[]
-            = { "paramValues",  "output",      "timeout",       "env",
-                "stepResources", "nodeSelector", "tolerations", "schedulerName",
-                "runtimeClassName" };
+        static const char *const keys[] = { "paramValues", "output",        "timeout",
+                                            "env",         "stepResources", "nodeSelector",
+                                            "tolerations", "schedulerName", "runtimeClassName" };
         for (size_t i = 0; i < KILN_N_ELEMENTS (keys); i++)
                 if (json_object_get (spec, keys[i]))
                         return true;
@@ -581,15 +582,13 @@ resolve_referenced (kiln_verdict *v, kiln_resolved *res, kiln_store *s, const ch
                       build_name, registered ? registered : "Unknown",
                       str_at (status, "reason") ? str_at (status, "reason") : "");
         res->build_spec = json_deep_copy (json_object_get (build, "spec"));
-        res->build_generation
-            = json_integer_value (json_object_get (json_object_get (build, "metadata"),
-                                                   "generation"));
+        res->build_generation = json_integer_value (
+            json_object_get (json_object_get (build, "metadata"), "generation"));
         json_decref (build);
 }
 
 static void
-resolve_build (kiln_verdict *v, kiln_resolved *res, kiln_store *s, const char *ns,
-               const json_t *br)
+resolve_build (kiln_verdict *v, kiln_resolved *res, kiln_store *s, const char *ns, const json_t *br)
 {
         const json_t *spec = json_object_get (br, "spec");
         const json_t *b = json_object_get (spec, "build");
@@ -649,8 +648,8 @@ kiln_validate_buildrun (kiln_verdict *out, kiln_resolved *res, kiln_store *s, co
         check_env (out, json_object_get (spec, "env"));
         timeout = str_at (res->effective, "timeout");
         res->timeout_ms = DEFAULT_TIMEOUT_MS;
-        if (timeout && (kiln_go_duration_parse (timeout, &res->timeout_ms) < 0
-                        || res->timeout_ms <= 0))
+        if (timeout
+            && (kiln_go_duration_parse (timeout, &res->timeout_ms) < 0 || res->timeout_ms <= 0))
                 fail (out, "InvalidTimeout", "timeout `%s` is not a positive duration", timeout);
 }
 

@@ -149,10 +149,10 @@ add_event (watch *w, const char *type, const json_t *obj)
 static void
 add_gone (watch *w)
 {
-        json_t *ev = json_pack ("{s:s,s:{s:s,s:s,s:s,s:s,s:s,s:i}}", "type", "ERROR", "object",
-                                "kind", "Status", "apiVersion", "v1", "status", "Failure",
-                                "message", "too old resource version", "reason", "Expired", "code",
-                                410);
+        json_t *ev
+            = json_pack ("{s:s,s:{s:s,s:s,s:s,s:s,s:s,s:i}}", "type", "ERROR", "object", "kind",
+                         "Status", "apiVersion", "v1", "status", "Failure", "message",
+                         "too old resource version", "reason", "Expired", "code", 410);
         char *s = json_dumps (ev, JSON_COMPACT);
 
         kiln_buf_printf (&w->pending, NULL, "%s\n", s);

@@ -27,8 +27,7 @@ next_event (reader *r, kiln_error **err)
         if (!yaml_parser_parse (&r->p, &r->ev))
                 return kiln_error_makec (err, KILN_E_INVALID, 0, "YAML: %s at line %zu column %zu",
                                          r->p.problem ? r->p.problem : "syntax error",
-                                         r->p.problem_mark.line + 1,
-                                         r->p.problem_mark.column + 1);
+                                         r->p.problem_mark.line + 1, r->p.problem_mark.column + 1);
         r->have_event = true;
         return 0;
 }
@@ -190,8 +189,8 @@ kiln_yaml_parse (json_t **out, const char *data, size_t len, kiln_error **err)
 static int
 store_strategy (kiln_store *s, json_t *doc, const char *file, kiln_error **err)
 {
-        cleanup_free char *name = kiln_strdup (json_string_value (
-            json_object_get (json_object_get (doc, "metadata"), "name")));
+        cleanup_free char *name = kiln_strdup (
+            json_string_value (json_object_get (json_object_get (doc, "metadata"), "name")));
         json_t *old = NULL;
         int r;
 
@@ -201,7 +200,8 @@ store_strategy (kiln_store *s, json_t *doc, const char *file, kiln_error **err)
         json_object_del (doc, "status");
         json_object_set_new (doc, "status", json_object ());
         if (kiln_store_get (&old, s, "ClusterBuildStrategy", "", name, NULL) == 0) {
-                bool same = json_equal (json_object_get (old, "spec"), json_object_get (doc, "spec"));
+                bool same
+                    = json_equal (json_object_get (old, "spec"), json_object_get (doc, "spec"));
                 json_decref (old);
                 if (same)
                         return 0;
@@ -256,7 +256,8 @@ kiln_strategies_load (kiln_store *s, const char *dir, kiln_error **err)
         for (int i = 0; i < n; i++) {
                 const char *name = list[i]->d_name;
                 if (r == 0 && name[0] != '.'
-                    && (kiln_str_has_suffix (name, ".yaml") || kiln_str_has_suffix (name, ".yml"))) {
+                    && (kiln_str_has_suffix (name, ".yaml")
+                        || kiln_str_has_suffix (name, ".yml"))) {
                         cleanup_free char *path = kiln_strdup_printf ("%s/%s", dir, name);
                         r = load_file (s, path, err);
                 }

@@ -221,10 +221,9 @@ kiln_store_uuid (char out[37])
         }
         b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);
         b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);
-        snprintf (out, 37,
-                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                  b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                  b[14], b[15]);
+        snprintf (out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                  b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                  b[13], b[14], b[15]);
 }
 
 void
@@ -259,8 +258,7 @@ get_locked (json_t **out, kiln_store *s, const char *kind, const char *ns, const
                 return -1;
         rc = sqlite3_step (q.st);
         if (rc == SQLITE_DONE)
-                return kiln_error_makec (err, KILN_E_NOT_FOUND, 0, "%s `%s` not found", kind,
-                                         name);
+                return kiln_error_makec (err, KILN_E_NOT_FOUND, 0, "%s `%s` not found", kind, name);
         if (rc != SQLITE_ROW)
                 return db_fail (err, s->db, "read object");
         *out = column_json (q.st, 0);
@@ -596,8 +594,8 @@ update_locked (json_t **out, kiln_store *s, const char *kind, const char *ns, co
 }
 
 int
-kiln_store_update (json_t **out, kiln_store *s, const char *kind, const char *ns,
-                   const char *name, json_t *obj, int64_t expect_rv, kiln_error **err)
+kiln_store_update (json_t **out, kiln_store *s, const char *kind, const char *ns, const char *name,
+                   json_t *obj, int64_t expect_rv, kiln_error **err)
 {
         /* name may point into obj, whose metadata is rewritten below. */
         cleanup_free char *own_ns = kiln_strdup (ns ? ns : "");
@@ -625,8 +623,8 @@ delete_locked (json_t **out, kiln_store *s, const char *kind, const char *ns, co
         if (get_locked (&old, s, kind, ns, name, err) < 0)
                 return -1;
         set_rv (old, rv);
-        if (prepare (&q, s, "DELETE FROM objects WHERE kind = ? AND ns = ? AND name = ?", err,
-                     kind, ns, name, NULL)
+        if (prepare (&q, s, "DELETE FROM objects WHERE kind = ? AND ns = ? AND name = ?", err, kind,
+                     ns, name, NULL)
                 < 0
             || sqlite3_step (q.st) != SQLITE_DONE)
                 r = db_fail (err, s->db, "delete object");
@@ -639,8 +637,8 @@ delete_locked (json_t **out, kiln_store *s, const char *kind, const char *ns, co
 }
 
 int
-kiln_store_delete (json_t **out, kiln_store *s, const char *kind, const char *ns,
-                   const char *name, kiln_error **err)
+kiln_store_delete (json_t **out, kiln_store *s, const char *kind, const char *ns, const char *name,
+                   kiln_error **err)
 {
         int r;
 
@@ -683,10 +681,9 @@ events_locked (json_t *items, int64_t *last, kiln_store *s, const char *kind, co
                 n++;
                 if (doc == NULL)
                         continue;
-                json_array_append_new (items,
-                                       json_pack ("{s:s,s:o}", "type",
-                                                  (const char *) sqlite3_column_text (q.st, 1),
-                                                  "object", doc));
+                json_array_append_new (
+                    items, json_pack ("{s:s,s:o}", "type",
+                                      (const char *) sqlite3_column_text (q.st, 1), "object", doc));
         }
         if (rc != SQLITE_DONE)
                 return db_fail (err, s->db, "read events");

@@ -128,17 +128,17 @@ typedef struct kiln_step_run {
         char *const *argv;
         char *const *env;
         const char *cwd;
-        const char *marker;      /* "KILN_BUILDRUN=uid" */
-        int log_fd;              /* lines go here prefixed with "[prefix] " */
-        const char *prefix;      /* "step-build" */
-        int64_t deadline_ms;     /* CLOCK_MONOTONIC ms; <= 0: none */
+        const char *marker;          /* "KILN_BUILDRUN=uid" */
+        int log_fd;                  /* lines go here prefixed with "[prefix] " */
+        const char *prefix;          /* "step-build" */
+        int64_t deadline_ms;         /* CLOCK_MONOTONIC ms; <= 0: none */
         volatile sig_atomic_t *stop; /* raised: stop the step */
         /* Results */
-        int exit_code;      /* exit status, or 128 + signal */
+        int exit_code; /* exit status, or 128 + signal */
         bool timed_out;
         bool stopped;
-        char *last_stderr;  /* owned: the last non-empty stderr line */
-        char *stdout_tail;  /* owned: the last 64 KiB of stdout */
+        char *last_stderr; /* owned: the last non-empty stderr line */
+        char *stdout_tail; /* owned: the last 64 KiB of stdout */
 } kiln_step_run;
 
 int kiln_step_exec (kiln_step_run *run, kiln_error **err);
@@ -206,8 +206,8 @@ void kiln_api_status (kiln_http_response *resp, int code, const char *reason, co
 void kiln_api_revalidate_builds (kiln_store *s, const char *ns);
 
 /* Streams (serve_watch.c). */
-void kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const char *kind,
-                         const char *ns, const kiln_http_request *req);
+void kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const char *kind, const char *ns,
+                         const kiln_http_request *req);
 void kiln_log_respond (kiln_http_response *resp, kiln_store *s, const char *path, const char *ns,
                        const char *name, bool follow);
 
