@@ -437,6 +437,20 @@ typedef struct run_ctx {
         char *git_pass;
 } run_ctx;
 
+/* Appends a formatted "NAME=VALUE" to the run's environment. */
+static void __attribute__ ((format (printf, 2, 3))) env_add (run_ctx *c, const char *fmt, ...)
+{
+        va_list ap;
+        char *kv = NULL;
+
+        va_start (ap, fmt);
+        if (vasprintf (&kv, fmt, ap) < 0)
+                abort ();
+        va_end (ap);
+        c->base_env = kiln_strv_append (c->base_env, kv);
+        free (kv);
+}
+
 static void __attribute__ ((format (printf, 2, 3))) log_line (run_ctx *c, const char *fmt, ...)
 {
         va_list ap;
@@ -556,8 +570,7 @@ write_git_credentials (run_ctx *c, const char *url, kiln_error **err)
                                    (int) (end ? end - host : (ptrdiff_t) strlen (host)), host);
         if (write_secret_file (path, line, strlen (line), err) < 0)
                 return -1;
-        c->base_env
-            = kiln_strv_append (c->base_env, kiln_strdup_printf ("KILN_GIT_CREDENTIALS=%s", path));
+        env_add (c, "KILN_GIT_CREDENTIALS=%s", path);
         return 0;
 }
 
@@ -600,7 +613,7 @@ setup_push_secret (run_ctx *c, kiln_error **err)
 
         if (kiln_mkdir_p (dir, 0700, err) < 0)
                 return -1;
-        c->base_env = kiln_strv_append (c->base_env, kiln_strdup_printf ("DOCKER_CONFIG=%s", dir));
+        env_add (c, "DOCKER_CONFIG=%s", dir);
         if (name == NULL || *name == '\0')
                 return 0;
         if (kiln_store_get (&secret, c->r->store, "Secret", c->j->ns, name, err) < 0)
@@ -895,15 +908,12 @@ base_env (run_ctx *c)
         const char *bp = getenv ("KILN_BUILDPACKS_DIR");
 
         c->base_env = kiln_strv_new ();
-        c->base_env = kiln_strv_append (
-            c->base_env, kiln_strdup_printf ("PATH=%s", path ? path : "/usr/bin:/bin"));
-        c->base_env = kiln_strv_append (c->base_env, kiln_strdup_printf ("HOME=%s/home", c->work));
-        c->base_env = kiln_strv_append (c->base_env, kiln_strdup_printf ("TMPDIR=%s/tmp", c->work));
-        c->base_env
-            = kiln_strv_append (c->base_env, kiln_strdup_printf ("KILN_BUILDRUN=%s", c->uid));
+        env_add (c, "PATH=%s", path ? path : "/usr/bin:/bin");
+        env_add (c, "HOME=%s/home", c->work);
+        env_add (c, "TMPDIR=%s/tmp", c->work);
+        env_add (c, "KILN_BUILDRUN=%s", c->uid);
         if (bp)
-                c->base_env = kiln_strv_append (c->base_env,
-                                                kiln_strdup_printf ("KILN_BUILDPACKS_DIR=%s", bp));
+                env_add (c, "KILN_BUILDPACKS_DIR=%s", bp);
 }
 
 static void

@@ -133,4 +133,5 @@ check "no secret value in the daemon's log, the build logs or any response" \
         "$PASSWORD" "$PUSHPASS" "$SERVE_LOG" "$WORK/all-logs" "$WORK/all-responses"
 check_eq "the database and its directory are private to the daemon" "600 700" \
         "$(stat -c %a "$SERVE_DATA/kiln.db") $(stat -c %a "$SERVE_DATA")"
+check "no sanitizer report in the daemon's log" bash -c "! grep -q Sanitizer '$SERVE_LOG'"
 finish

@@ -196,4 +196,5 @@ check_eq "GET of a Secret shows its keys, not its values" '["password", "usernam
 
 stop_serve
 check "SIGTERM stops the daemon" bash -c "! kill -0 $SERVE_PID 2>/dev/null"
+check "no sanitizer report in the daemon's log" bash -c "! grep -q Sanitizer '$SERVE_LOG'"
 finish

@@ -90,4 +90,5 @@ check_eq "no process of the stopped run is left" 0 "$(run_procs "$guid")"
 start_serve --max-concurrent 1 || exit 1
 check_eq "the stopped BuildRun says why" DaemonShutdown "$(br_reason ops g1)"
 stop_serve
+check "no sanitizer report in the daemon's log" bash -c "! grep -q Sanitizer '$SERVE_LOG'"
 finish
