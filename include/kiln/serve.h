@@ -8,6 +8,7 @@
  *   serve_validate.c  Build and BuildRun validation, durations, names
  *   serve_yaml.c      strategy YAML (libyaml) to JSON, loading strategies/
  *   serve_step.c      parameter substitution and running one step
+ *   serve_run.c       one BuildRun: parameters, secrets, source, steps, results
  *   serve_runner.c    the fair queue, workers, timeouts, cancel, recovery
  *
  * Ownership: a json_t delivered through `json_t **out` is a new reference
@@ -22,6 +23,7 @@
 
 #include "error.h"
 #include "httpd.h"
+#include "source.h"
 #include "store.h"
 
 #define KILN_SHP_GROUP "shipwright.io"
@@ -150,6 +152,41 @@ int kiln_step_kill_marked (const char *marker);
 
 /* CLOCK_MONOTONIC in ms. */
 int64_t kiln_monotonic_ms (void);
+
+/* ---- one run (serve_run.c) ---- */
+
+/* Why a run's stop flag was raised. */
+enum { KILN_RUN_STOP_CANCEL = 1, KILN_RUN_STOP_TIMEOUT, KILN_RUN_STOP_SHUTDOWN };
+
+typedef struct kiln_run_opts {
+        kiln_store *store;
+        const char *ns;
+        const char *name;
+        const char *uid;
+        const char *work_dir;  /* made here, removed at the end */
+        const char *log_path;  /* appended to */
+        const char *kiln_path; /* what a step's `kiln` runs */
+        const kiln_resolved *res;
+        volatile sig_atomic_t *stop; /* a KILN_RUN_STOP_* value stops the run */
+} kiln_run_opts;
+
+/* What a run produced, for the BuildRun's status; strings owned. */
+typedef struct kiln_run_result {
+        const char *status; /* "True" or "False" */
+        const char *reason; /* static */
+        char *message;
+        char *fail_reason; /* failureDetails, or NULL */
+        char *fail_message;
+        const char *fail_container; /* static */
+        char *digest;               /* status.output, or NULL */
+        int64_t size;
+        kiln_source src; /* the commit, when known */
+} kiln_run_result;
+
+/* Fetches the source, runs the strategy's steps and reads their results;
+ * *out is always filled (release with kiln_run_result_clear). */
+void kiln_run_execute (kiln_run_result *out, const kiln_run_opts *opts);
+void kiln_run_result_clear (kiln_run_result *r);
 
 /* ---- the queue (serve_runner.c) ---- */
 
