@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -92,39 +93,63 @@ kiln_http_request_id (const kiln_http_request *r)
 
 /* ---- answering ---- */
 
+/* A stream runs in its connection's own thread: this is its socket. */
+static __thread int stream_fd = -1;
+
+bool
+kiln_http_peer_closed (void)
+{
+        struct pollfd p = { .fd = stream_fd, .events = POLLRDHUP };
+
+        if (stream_fd < 0)
+                return false;
+        return poll (&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+typedef struct stream_state {
+        kiln_http_response resp;
+        int fd;
+} stream_state;
+
 static ssize_t
 stream_reader (void *cls, uint64_t pos, char *buf, size_t max)
 {
-        kiln_http_response *resp = cls;
+        stream_state *st = cls;
+        kiln_http_response *resp = &st->resp;
         ssize_t n;
 
         (void) pos;
+        stream_fd = st->fd;
         n = resp->stream (resp->stream_data, buf, max);
+        stream_fd = -1;
         return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 static void
 stream_done (void *cls)
 {
-        kiln_http_response *resp = cls;
+        stream_state *st = cls;
 
-        if (resp->stream_free)
-                resp->stream_free (resp->stream_data);
-        free (resp);
+        if (st->resp.stream_free)
+                st->resp.stream_free (st->resp.stream_data);
+        free (st);
 }
 
 static struct MHD_Response *
-make_response (kiln_http_response *resp)
+make_response (kiln_http_request *req, kiln_http_response *resp)
 {
         struct MHD_Response *m;
 
         if (resp->stream) {
-                kiln_http_response *copy = kiln_calloc (1, sizeof (*copy));
-                *copy = *resp;
+                const union MHD_ConnectionInfo *ci
+                    = MHD_get_connection_info (req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                stream_state *st = kiln_calloc (1, sizeof (*st));
+                st->resp = *resp;
+                st->fd = ci ? ci->connect_fd : -1;
                 m = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader,
-                                                       copy, stream_done);
+                                                       st, stream_done);
                 if (m == NULL)
-                        stream_done (copy);
+                        stream_done (st);
         } else {
                 m = MHD_create_response_from_buffer (resp->len, resp->body ? resp->body : "",
                                                      resp->body ? MHD_RESPMEM_MUST_FREE
@@ -146,7 +171,7 @@ answer (kiln_http_request *req, kiln_http_response *resp)
 
         if (resp->no_timeout)
                 MHD_set_connection_option (req->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
-        m = make_response (resp);
+        m = make_response (req, resp);
         if (m == NULL)
                 return MHD_NO;
         MHD_add_response_header (m, MHD_HTTP_HEADER_CONTENT_TYPE,

@@ -207,7 +207,7 @@ watch_read (void *data, char *buf, size_t max)
                 kiln_buf_reset (&w->pending);
                 w->off = 0;
                 if (w->ended || kiln_store_is_shut_down (w->store)
-                    || kiln_monotonic_ms () >= w->deadline_ms)
+                    || kiln_monotonic_ms () >= w->deadline_ms || kiln_http_peer_closed ())
                         return 0;
                 fill (w);
                 if (w->pending.len == 0)
@@ -333,7 +333,7 @@ log_read (void *data, char *buf, size_t max)
                         if (n > 0)
                                 return n;
                 }
-                if (!l->follow || kiln_store_is_shut_down (l->store))
+                if (!l->follow || kiln_store_is_shut_down (l->store) || kiln_http_peer_closed ())
                         return 0;
                 /* Checked before the last read, so nothing written just
                  * before the end is missed. */

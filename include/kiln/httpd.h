@@ -39,8 +39,13 @@ const char *kiln_http_body (const kiln_http_request *r, size_t *len);
 const char *kiln_http_request_id (const kiln_http_request *r);
 
 /* Fills buf with up to max bytes and returns how many; 0 ends the stream.
- * May block; must return within a few seconds once the server stops. */
+ * May block; must return within a few seconds once the server stops, and
+ * should return 0 soon after kiln_http_peer_closed says so. */
 typedef ssize_t (*kiln_http_stream_fn) (void *data, char *buf, size_t max);
+
+/* Inside a stream function: whether the client has gone away (so that a
+ * watch with nothing to send does not hold its thread forever). */
+bool kiln_http_peer_closed (void);
 
 typedef struct kiln_http_response {
         int status;               /* 0: not answered (precheck) */

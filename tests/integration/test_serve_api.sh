@@ -171,6 +171,21 @@ for i in $(seq 1 45); do api PATCH "$(ns_path w builds w1)" '{"metadata":{"label
 api GET "$(ns_path w builds)?watch=true&resourceVersion=$rv"
 check_eq "a resourceVersion older than the kept history: 410 Expired" "410 Expired" "$API_STATUS $(j 'd["reason"]')"
 
+# ---- watchers that hang up do not keep their threads ----
+threads() { ls "/proc/$SERVE_PID/task" | wc -l; }
+base=$(threads)
+pids=()
+for i in 1 2 3 4 5 6; do
+        curl -sN --max-time 1 -H "Authorization: Bearer $TOKEN" "$SERVE_URL$SHP/builds?watch=true" >/dev/null &
+        pids+=($!)
+done
+sleep 0.5
+during=$(threads)
+wait "${pids[@]}"
+sleep 2.5
+check "idle watches whose clients hung up end (threads: $base, $during with them, $(threads) after)" \
+        test "$(threads)" -le "$base"
+
 # ---- slow clients ----
 exec 3<>"/dev/tcp/127.0.0.1/$SERVE_PORT"
 printf 'POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n' "$(ns_path dev builds)" >&3

@@ -78,6 +78,24 @@ check_eq "... and its leftover processes are gone" 0 "$(run_procs "$kuid")"
 check_eq "the queued one runs after the restart and succeeds" Succeeded "$(wait_done ops k2 60)"
 check_eq "finished ones keep their outcome" "BuildRunCanceled BuildRunTimeout" "$(br_reason ops c1) $(br_reason ops t1)"
 
+# ---- fairness: a namespace with a backlog does not starve another ----
+for ns in fa fb; do
+        api POST "$(ns_path $ns builds)" '{"metadata":{"name":"fast"},"spec":{'"$src,$cbs"',"output":{"image":"'$REG'/'$ns'/fast:1"}}}'
+        api POST "$(ns_path $ns builds)" '{"metadata":{"name":"slow"},"spec":{'"$src,$cbs"',"paramValues":[{"name":"base","value":"127.0.0.1:'$TARPIT_PORT'/hang/base:1"}],"output":{"image":"'$REG'/'$ns'/slow:1"}}}'
+done
+api POST "$(ns_path fa buildruns)" '{"metadata":{"name":"hold"},"spec":{"build":{"name":"slow"}}}'
+wait_reason fa hold Running 20
+for n in fa-1 fa-2 fa-3; do
+        api POST "$(ns_path fa buildruns)" '{"metadata":{"name":"'$n'"},"spec":{"build":{"name":"fast"}}}'
+done
+api POST "$(ns_path fb buildruns)" '{"metadata":{"name":"fb-1"},"spec":{"build":{"name":"fast"}}}'
+api PATCH "$(ns_path fa buildruns hold)" '{"spec":{"state":"BuildRunCanceled"}}' application/merge-patch+json
+wait_done fa fa-3 60 >/dev/null
+wait_done fb fb-1 60 >/dev/null
+order=$(grep -oE 'buildrun (fa|fb)/(fa|fb)-[0-9]: Succeeded' "$SERVE_LOG" | sed -E 's/buildrun [a-z]+\/([a-z0-9-]+): .*/\1/' | tr '\n' ' ' | sed 's/ $//')
+check "the other namespace's run is not last behind the backlog (order: $order)" \
+        test "$(echo "$order" | awk '{print $NF}')" != fb-1
+
 # ---- SIGTERM: a running build gets its grace, then is stopped ----
 api POST "$(ns_path ops buildruns)" '{"metadata":{"name":"g1"},"spec":{"build":{"name":"slow"}}}'
 check "a BuildRun runs" wait_reason ops g1 Running 20
