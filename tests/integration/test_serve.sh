@@ -95,6 +95,20 @@ api POST "$(ns_path other buildruns)" '{"metadata":{"name":"embedded"},"spec":{"
  "output":{"image":"'$REG'/other/embedded:latest"}}}}}'
 check_eq "an embedded spec.build.spec runs in another namespace" Succeeded "$(wait_done other embedded 60)"
 
+# A clone that fails says why, as Shipwright's source step does.
+api POST "$(ns_path dev buildruns)" '{"metadata":{"name":"norepo"},"spec":{"build":{"spec":{
+ "source":{"type":"Git","git":{"url":"file://'$WORK'/no-such-repo"}},
+ "strategy":{"kind":"ClusterBuildStrategy","name":"kiln-append"},"output":{"image":"'$REG'/dev/none:1"}}}}}'
+check_eq "a missing repository: Failed" Failed "$(wait_done dev norepo 30)"
+check_eq "... with failureDetails from the source step" "GitRemoteRepositoryNotFound step-source-default" \
+        "$(j 'd["status"]["failureDetails"]["reason"]+" "+d["status"]["failureDetails"]["location"]["container"]')"
+api POST "$(ns_path dev buildruns)" '{"metadata":{"name":"norev"},"spec":{"build":{"name":"hello"},"paramValues":[]}}'
+api PATCH "$(ns_path dev builds hello)" '{"spec":{"source":{"git":{"revision":"v9"}}}}' application/merge-patch+json
+api POST "$(ns_path dev buildruns)" '{"metadata":{"name":"norev2"},"spec":{"build":{"name":"hello"}}}'
+check_eq "a missing revision: Failed" Failed "$(wait_done dev norev2 30)"
+check_eq "... GitRevisionNotFound" GitRevisionNotFound "$(j 'd["status"]["failureDetails"]["reason"]')"
+check_eq "a run created before the Build changed used its snapshot" Succeeded "$(wait_done dev norev 30)"
+
 # kiln-buildpacks runs `kiln build`, which lands on its own branch.
 if "$KILN" build --help >/dev/null 2>&1; then
         mkdir -p "$WORK/gofn"
