@@ -5,7 +5,7 @@ CC ?= cc
 PREFIX ?= /usr/local
 PKG_CONFIG ?= pkg-config
 
-PKGS := libarchive libcurl openssl jansson zlib libzstd libgit2
+PKGS := libarchive libcurl openssl jansson zlib libzstd libgit2 libmicrohttpd sqlite3 yaml-0.1
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)

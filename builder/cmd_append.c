@@ -13,6 +13,7 @@
 #include "kiln/layout.h"
 #include "kiln/log.h"
 #include "kiln/runbase.h"
+#include "kiln/stack.h"
 
 #define MAX_LAYERS 127
 
@@ -32,6 +33,7 @@ typedef struct append_opts {
         const char *user;
         kiln_compression compression;
         bool entrypoint_set, cmd_set;
+        bool run_image_labels;
 } append_opts;
 
 enum {
@@ -47,6 +49,7 @@ enum {
         OPT_ANNOTATION,
         OPT_OUTPUT,
         OPT_COMPRESSION,
+        OPT_RUN_IMAGE_LABELS,
 };
 
 static void
@@ -131,6 +134,7 @@ parse_args (append_opts *o, kiln_global *g, int argc, char **argv)
                 { "annotation", required_argument, NULL, OPT_ANNOTATION },
                 { "output", required_argument, NULL, OPT_OUTPUT },
                 { "compression", required_argument, NULL, OPT_COMPRESSION },
+                { "run-image-labels", no_argument, NULL, OPT_RUN_IMAGE_LABELS },
                 { NULL, 0, NULL, 0 },
         };
         const kiln_command *cmd = &kiln_cmd_append;
@@ -204,6 +208,9 @@ parse_args (append_opts *o, kiln_global *g, int argc, char **argv)
                 case 'o':
                 case OPT_OUTPUT:
                         o->output = optarg;
+                        break;
+                case OPT_RUN_IMAGE_LABELS:
+                        o->run_image_labels = true;
                         break;
                 case OPT_COMPRESSION:
                         if (strcmp (optarg, "gzip") == 0)
@@ -322,7 +329,7 @@ is_registry (const char *spec)
         kiln_error *err = NULL;
         bool r;
 
-        if (strcmp (spec, KILN_STATIC_BASE) == 0)
+        if (strcmp (spec, KILN_STATIC_BASE) == 0 || kiln_str_has_prefix (spec, KILN_STACK_PREFIX))
                 return false;
         if (kiln_location_parse (&loc, spec, &err) < 0) {
                 kiln_error_free (err);
@@ -342,6 +349,7 @@ do_append (append_opts *o, kiln_global *g, kiln_registry **reg, char digest[KILN
                 .base = o->base,
                 .platform = o->reg.platform,
                 .created = -1,
+                .record_base = o->run_image_labels,
         };
 
         if (is_registry (o->base) || is_registry (o->output)) {
@@ -397,6 +405,8 @@ const kiln_command kiln_cmd_append = {
         "  scratch                  (BASE only) an empty image for the host platform\n"
         "  kiln:static              (BASE only) kiln's static base: nonroot user 65532,\n"
         "                           /tmp, the host's CA certificates; no download\n"
+        "  kiln-stack:NAME          (BASE only) the stack $KILN_STACKS_DIR/NAME.yaml,\n"
+        "                           built on first use (see kiln help stack)\n"
         "\n"
         "Options:\n"
         "      --base BASE          the image to start from (required)\n"
@@ -411,6 +421,8 @@ const kiln_command kiln_cmd_append = {
         "      --label K=V          set a config label; repeatable\n"
         "      --annotation K=V     set a manifest annotation; repeatable\n"
         "      --compression C      gzip (default), zstd or none\n"
+        "      --run-image-labels   record the base as the run image (labels\n"
+        "                           dev.kiln.run-image.*), so kiln rebase can swap it\n"
         "\n"
         "Layers are reproducible: the same inputs give the same digest.  File\n"
         "times are SOURCE_DATE_EPOCH when set, else 1970-01-01T00:00:00Z, and\n"

@@ -6,6 +6,7 @@
 const kiln_command *const kiln_commands[] = {
         &kiln_cmd_build,
         &kiln_cmd_append,
+        &kiln_cmd_rebase,
         &kiln_cmd_layer,
         &kiln_cmd_pull,
         &kiln_cmd_push,
@@ -13,6 +14,8 @@ const kiln_command *const kiln_commands[] = {
         &kiln_cmd_inspect,
         &kiln_cmd_digest,
         &kiln_cmd_tag,
+        &kiln_cmd_stack,
+        &kiln_cmd_serve,
         &kiln_cmd_version,
         NULL,
 };

@@ -10,6 +10,7 @@
 #include "kiln/layout.h"
 #include "kiln/log.h"
 #include "kiln/runbase.h"
+#include "kiln/stack.h"
 
 struct kiln_compose {
         char *base_name;
@@ -18,7 +19,8 @@ struct kiln_compose {
         kiln_registry *registry;   /* borrowed */
         char *work;                /* temporary layout: new layers, config, manifest */
         kiln_manifest *manifest;
-        size_t n_base_layers; /* manifest->layers[0..n) are the base's */
+        size_t n_base_layers;  /* manifest->layers[0..n) are the base's */
+        kiln_reference **from; /* per layer: the repository of a remote layer, or NULL */
         kiln_image_config *config;
         char created[32];
 };
@@ -43,6 +45,16 @@ open_base (kiln_compose *c, const kiln_compose_opts *opts, kiln_error **err)
 
         if (strcmp (opts->base, KILN_STATIC_BASE) == 0)
                 return kiln_static_base_create (&c->local, opts->platform, err);
+        if (kiln_str_has_prefix (opts->base, KILN_STACK_PREFIX)) {
+                cleanup_free char *where = NULL;
+                if (kiln_stack_resolve_base (&where, opts->base, opts->stacks_dir,
+                                             opts->stack_cache_dir, opts->platform, err)
+                        < 0
+                    || kiln_location_parse (&loc, where, err) < 0)
+                        return -1;
+                r = kiln_local_image_open (&c->local, &loc, opts->platform, err);
+                goto out;
+        }
         if (kiln_location_parse (&loc, opts->base, err) < 0)
                 return -1;
         if (loc.transport == KILN_TRANSPORT_REGISTRY) {
@@ -75,6 +87,7 @@ take_base (kiln_compose *c, kiln_error **err)
         m->schema_version = 2;
         m->media_type = kiln_strdup (KILN_MT_OCI_MANIFEST);
         m->layers = kiln_calloc (bm->n_layers + 1, sizeof (kiln_descriptor));
+        c->from = kiln_calloc (bm->n_layers + 1, sizeof (kiln_reference *));
         for (size_t i = 0; i < bm->n_layers; i++) {
                 kiln_descriptor *d = &m->layers[m->n_layers++];
                 kiln_descriptor_copy (d, &bm->layers[i]);
@@ -150,6 +163,9 @@ kiln_compose_free (kiln_compose *c)
                 kiln_error_free (e);
                 free (c->work);
         }
+        for (size_t i = 0; c->from && c->manifest && i < c->manifest->n_layers; i++)
+                kiln_reference_free (c->from[i]);
+        free (c->from);
         kiln_manifest_free (c->manifest);
         kiln_config_free (c->config);
         kiln_local_image_free (c->local);
@@ -197,6 +213,8 @@ add_descriptor (kiln_compose *c, const kiln_layer_info *info, const char *create
         kiln_descriptor *d;
 
         m->layers = kiln_reallocarray (m->layers, m->n_layers + 2, sizeof (kiln_descriptor));
+        c->from = kiln_reallocarray (c->from, m->n_layers + 2, sizeof (kiln_reference *));
+        c->from[m->n_layers] = NULL;
         d = &m->layers[m->n_layers++];
         memset (d, 0, sizeof (*d));
         d->media_type = kiln_strdup (info->media_type);
@@ -239,6 +257,28 @@ kiln_compose_add_layer_file (kiln_compose *c, const char *path, const kiln_layer
         if (kiln_layout_put_blob_file (c->work, info->digest, path, false, err) < 0)
                 return -1;
         add_descriptor (c, info, created_by);
+        return 0;
+}
+
+int
+kiln_compose_add_remote_layer (kiln_compose *c, const kiln_reference *repo,
+                               const kiln_descriptor *d, const char *diff_id,
+                               const char *created_by, kiln_error **err)
+{
+        kiln_layer_info info = { 0 };
+
+        if (c->registry == NULL)
+                return kiln_error_makec (err, KILN_E_INVALID, 0,
+                                         "a layer in a registry needs a client");
+        if (kiln_digest_parse (d->digest, NULL, NULL, err) < 0
+            || kiln_digest_parse (diff_id, NULL, NULL, err) < 0)
+                return -1;
+        kiln_strlcpy (info.digest, d->digest, sizeof info.digest);
+        kiln_strlcpy (info.diff_id, diff_id, sizeof info.diff_id);
+        info.size = (uint64_t) d->size;
+        info.media_type = oci_layer_type (d->media_type);
+        add_descriptor (c, &info, created_by);
+        c->from[c->manifest->n_layers - 1] = kiln_reference_dup (repo);
         return 0;
 }
 
@@ -300,6 +340,8 @@ publish_registry (kiln_compose *c, const char *output, const char *manifest_json
                         if (d->urls)
                                 continue;
                         b->from = c->remote->ref;
+                } else if (c->from[i]) {
+                        b->from = c->from[i];
                 } else {
                         const char *dir = i < c->n_base_layers ? NULL : c->work;
                         paths[i] = dir ? kiln_layout_blob_path (dir, d->digest)
@@ -327,18 +369,27 @@ out:
         return r;
 }
 
-/* Puts the base's layers into the work layout, so it holds every blob of
- * the image: linked from a base on disk, downloaded (verified) from a
- * registry base. */
+/* Puts the base's layers and the remote ones into the work layout, so it
+ * holds every blob of the image: linked from a base on disk, downloaded
+ * (verified) from a registry. */
 static int
 gather_base (kiln_compose *c, kiln_error **err)
 {
-        for (size_t i = 0; i < c->n_base_layers; i++) {
+        for (size_t i = 0; i < c->manifest->n_layers; i++) {
                 const kiln_descriptor *d = &c->manifest->layers[i];
                 cleanup_free char *dst = kiln_layout_blob_path (c->work, d->digest);
                 cleanup_free char *src = NULL;
 
                 if (access (dst, F_OK) == 0)
+                        continue;
+                if (c->from[i]) {
+                        if (kiln_registry_fetch_blob (c->registry, c->from[i], d->digest, d->size,
+                                                      dst, err)
+                            < 0)
+                                return kiln_error_wrap (err, "layer %s", d->digest);
+                        continue;
+                }
+                if (i >= c->n_base_layers)
                         continue;
                 if (c->remote) {
                         if (d->urls)

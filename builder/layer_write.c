@@ -357,6 +357,12 @@ write_entry (writer *w, const wentry *e, kiln_error **err)
                 archive_entry_set_uid (ae, e->st.st_uid);
                 archive_entry_set_gid (ae, e->st.st_gid);
         }
+        for (size_t i = 0; i < w->opts->n_owners; i++) {
+                if (strcmp (w->opts->owners[i].path, e->path) != 0)
+                        continue;
+                archive_entry_set_uid (ae, w->opts->owners[i].uid);
+                archive_entry_set_gid (ae, w->opts->owners[i].gid);
+        }
         archive_entry_set_size (ae, with_data ? e->st.st_size : 0);
         if (e->hardlink)
                 archive_entry_set_hardlink (ae, e->hardlink);

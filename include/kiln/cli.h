@@ -153,6 +153,9 @@ extern const kiln_command kiln_cmd_inspect;
 extern const kiln_command kiln_cmd_digest;
 extern const kiln_command kiln_cmd_tag;
 extern const kiln_command kiln_cmd_layer;
+extern const kiln_command kiln_cmd_stack;
+extern const kiln_command kiln_cmd_rebase;
+extern const kiln_command kiln_cmd_serve;
 
 /* All commands, NULL-terminated, in the order `kiln --help` lists them. */
 extern const kiln_command *const kiln_commands[];

@@ -36,7 +36,8 @@
 #include "registry.h"
 
 typedef struct kiln_compose_opts {
-        /* The base: scratch, kiln:static (made here, no download), oci:DIR,
+        /* The base: scratch, kiln:static (made here, no download),
+         * kiln-stack:NAME (a stack, built on first use), oci:DIR,
          * oci-archive:FILE, docker-archive:FILE, or a registry reference. */
         const char *base;
         const kiln_platform *platform; /* from an index; NULL: the host's */
@@ -52,6 +53,11 @@ typedef struct kiln_compose_opts {
          *   dev.kiln.run-image.layers     how many layers come from it
          *   dev.kiln.run-image.top-layer  the diff_id of its last layer */
         bool record_base;
+        /* For a base named kiln-stack:NAME (stacks_dir/NAME.yaml, built on
+         * first use, see stack.h): the stacks directory (NULL:
+         * $KILN_STACKS_DIR) and the stack cache (NULL: the default). */
+        const char *stacks_dir;
+        const char *stack_cache_dir;
 } kiln_compose_opts;
 
 #define KILN_LABEL_RUN_IMAGE_DIGEST "dev.kiln.run-image.digest"
@@ -99,6 +105,15 @@ int kiln_compose_add_dir (kiln_compose *c, const char *dir, const char *dest,
  * or copied, never moved. */
 int kiln_compose_add_layer_file (kiln_compose *c, const char *path, const kiln_layer_info *info,
                                  const char *created_by, kiln_error **err);
+
+/* Adds a layer that stays in the registry repository `repo` (the app
+ * layers of an image being rebased): pushed to the same registry it is
+ * found there or mounted, to another registry streamed through, to disk
+ * downloaded and verified.  Needs opts.registry.  d is its descriptor (a
+ * Docker type becomes its OCI twin), diff_id its uncompressed digest. */
+int kiln_compose_add_remote_layer (kiln_compose *c, const kiln_reference *repo,
+                                   const kiln_descriptor *d, const char *diff_id,
+                                   const char *created_by, kiln_error **err);
 
 /* Writes the config and manifest and publishes the image to `output`: a
  * registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or

@@ -32,12 +32,24 @@ typedef enum kiln_compression {
         KILN_COMPRESS_ZSTD,
 } kiln_compression;
 
+/* An entry of the layer that belongs to someone else than root, such as
+ * a non-root user's home directory. */
+typedef struct kiln_layer_owner {
+        const char *path; /* the image path, clean: "home/nonroot" */
+        unsigned uid, gid;
+} kiln_layer_owner;
+
 typedef struct kiln_layer_opts {
         kiln_compression compression;
         int level;       /* 0: the default (gzip 6, zstd 3) */
         int64_t mtime;   /* < 0: kiln_source_date_epoch () */
         bool keep_owner; /* keep uid/gid of the files instead of 0:0 */
         int threads;     /* compression threads; 0: one per online CPU */
+        /* Entries whose uid/gid are set to these, whoever owns the file
+         * on disk; borrowed, may be NULL.  Applies with or without
+         * keep_owner. */
+        const kiln_layer_owner *owners;
+        size_t n_owners;
 } kiln_layer_opts;
 
 /* Initialises opts to the defaults (gzip, level 6, mtime from the

@@ -666,6 +666,30 @@ test_large_file (void)
         CHECK (info.entries == 1);
 }
 
+/* An owner override applies to its path only, whoever owns the file. */
+static void
+test_owners (void)
+{
+        cleanup_error kiln_error *err = NULL;
+        cleanup_free char *src = path_in ("owners");
+        cleanup_free char *out = path_in ("owners.tar");
+        cleanup_free char *listing = NULL;
+        const kiln_layer_owner owners[] = { { "home/app", 65532, 65533 } };
+        kiln_layer_opts o;
+
+        dir ("owners/home", 0755);
+        dir ("owners/home/app", 0700);
+        put ("owners/home/app/f", "f\n", 0644);
+        opts_fixed (&o, KILN_COMPRESS_NONE);
+        o.owners = owners;
+        o.n_owners = 1;
+        CHECK_OK (kiln_layer_write_dir (NULL, src, "", out, &o, &err));
+        listing = list_layer (out);
+        CHECK_STR (listing, "home d 755 0 0 - - 1234 0 - -\n"
+                            "home/app d 700 65532 65533 - - 1234 0 - -\n"
+                            "home/app/f f 644 0 0 - - 1234 2 - -\n");
+}
+
 static void
 test_misc (void)
 {
@@ -704,6 +728,7 @@ main (void)
         RUN (test_extract_replaces);
         RUN (test_duplicates);
         RUN (test_large_file);
+        RUN (test_owners);
         RUN (test_misc);
         kiln_rm_rf (tmp, &err);
         free (tmp);

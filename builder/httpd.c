@@ -1,0 +1,445 @@
+/* kiln: the HTTP server, over libmicrohttpd. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kiln/buf.h"
+#include "kiln/cleanup.h"
+#include "kiln/httpd.h"
+#include "kiln/log.h"
+
+#define DEFAULT_MAX_BODY ((size_t) 8 << 20)
+#define DEFAULT_TIMEOUT_S 30
+#define DEFAULT_MAX_CONNECTIONS 256
+/* Request line and headers must fit in this (MHD answers 431 otherwise). */
+#define CONNECTION_MEMORY (64 * 1024)
+
+struct kiln_http_server {
+        struct MHD_Daemon *d;
+        kiln_http_opts o;
+        atomic_ullong next_id;
+};
+
+struct kiln_http_request {
+        struct MHD_Connection *conn;
+        const char *method;
+        const char *path;
+        char id[24];
+        kiln_buf body;
+        bool have_body;
+        bool too_large;
+        bool answered;
+        int status;
+        struct timespec start;
+};
+
+const char *
+kiln_http_method (const kiln_http_request *r)
+{
+        return r->method;
+}
+
+const char *
+kiln_http_path (const kiln_http_request *r)
+{
+        return r->path;
+}
+
+const char *
+kiln_http_header (const kiln_http_request *r, const char *name)
+{
+        return MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+kiln_http_query (const kiln_http_request *r, const char *key)
+{
+        const char *v = MHD_lookup_connection_value (r->conn, MHD_GET_ARGUMENT_KIND, key);
+
+        /* "?watch" without a value is present and empty. */
+        if (v == NULL
+            && MHD_lookup_connection_value_n (r->conn, MHD_GET_ARGUMENT_KIND, key, strlen (key),
+                                              NULL, NULL)
+                   == MHD_YES)
+                return "";
+        return v;
+}
+
+const char *
+kiln_http_body (const kiln_http_request *r, size_t *len)
+{
+        if (!r->have_body) {
+                *len = 0;
+                return NULL;
+        }
+        *len = r->body.len;
+        return r->body.data ? r->body.data : "";
+}
+
+const char *
+kiln_http_request_id (const kiln_http_request *r)
+{
+        return r->id;
+}
+
+/* ---- answering ---- */
+
+/* A stream runs in its connection's own thread: this is its socket. */
+static __thread int stream_fd = -1;
+
+bool
+kiln_http_peer_closed (void)
+{
+        struct pollfd p = { .fd = stream_fd, .events = POLLRDHUP };
+
+        if (stream_fd < 0)
+                return false;
+        return poll (&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+typedef struct stream_state {
+        kiln_http_response resp;
+        int fd;
+} stream_state;
+
+static ssize_t
+stream_reader (void *cls, uint64_t pos, char *buf, size_t max)
+{
+        stream_state *st = cls;
+        kiln_http_response *resp = &st->resp;
+        ssize_t n;
+
+        (void) pos;
+        stream_fd = st->fd;
+        n = resp->stream (resp->stream_data, buf, max);
+        stream_fd = -1;
+        return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void
+stream_done (void *cls)
+{
+        stream_state *st = cls;
+
+        if (st->resp.stream_free)
+                st->resp.stream_free (st->resp.stream_data);
+        free (st);
+}
+
+static struct MHD_Response *
+make_response (kiln_http_request *req, kiln_http_response *resp)
+{
+        struct MHD_Response *m;
+
+        if (resp->stream) {
+                const union MHD_ConnectionInfo *ci
+                    = MHD_get_connection_info (req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                stream_state *st = kiln_calloc (1, sizeof (*st));
+                st->resp = *resp;
+                st->fd = ci ? ci->connect_fd : -1;
+                m = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader,
+                                                       st, stream_done);
+                if (m == NULL)
+                        stream_done (st);
+        } else {
+                m = MHD_create_response_from_buffer (resp->len, resp->body ? resp->body : "",
+                                                     resp->body ? MHD_RESPMEM_MUST_FREE
+                                                                : MHD_RESPMEM_PERSISTENT);
+                if (m == NULL)
+                        free (resp->body);
+        }
+        resp->body = NULL;
+        resp->stream_data = NULL;
+        return m;
+}
+
+static enum MHD_Result
+answer (kiln_http_request *req, kiln_http_response *resp)
+{
+        struct MHD_Response *m;
+        enum MHD_Result r;
+        int status = resp->status;
+
+        if (resp->no_timeout)
+                MHD_set_connection_option (req->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
+        m = make_response (req, resp);
+        if (m == NULL)
+                return MHD_NO;
+        MHD_add_response_header (m, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                 resp->content_type ? resp->content_type : "application/json");
+        MHD_add_response_header (m, "X-Request-Id", req->id);
+        MHD_add_response_header (m, "Cache-Control", "no-cache, private");
+        r = MHD_queue_response (req->conn, (unsigned) status, m);
+        MHD_destroy_response (m);
+        req->answered = true;
+        req->status = status;
+        return r;
+}
+
+static enum MHD_Result
+answer_error (kiln_http_server *s, kiln_http_request *req, int status, const char *msg)
+{
+        kiln_http_response resp = { 0 };
+
+        if (s->o.handlers.error)
+                s->o.handlers.error (s->o.handlers.data, status, msg, &resp);
+        if (resp.status == 0) {
+                resp.status = status;
+                resp.content_type = "text/plain";
+                resp.body = kiln_strdup_printf ("%s\n", msg);
+                resp.len = strlen (resp.body);
+        }
+        return answer (req, &resp);
+}
+
+/* ---- the request cycle ---- */
+
+static bool
+declared_too_large (struct MHD_Connection *conn, size_t max)
+{
+        const char *cl
+            = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t n;
+
+        return cl && kiln_parse_int64 (cl, 0, INT64_MAX, &n) == 0 && (uint64_t) n > max;
+}
+
+static enum MHD_Result
+first_call (kiln_http_server *s, kiln_http_request *req)
+{
+        kiln_http_response resp = { 0 };
+
+        if (declared_too_large (req->conn, s->o.max_body)) {
+                req->too_large = true;
+                return answer_error (s, req, 413, "request body too large");
+        }
+        if (s->o.handlers.precheck)
+                s->o.handlers.precheck (s->o.handlers.data, req, &resp);
+        if (resp.status)
+                return answer (req, &resp);
+        return MHD_YES;
+}
+
+static void
+take_body (kiln_http_server *s, kiln_http_request *req, const char *data, size_t *size)
+{
+        if (!req->too_large && kiln_buf_append (&req->body, data, *size, NULL) < 0)
+                req->too_large = true;
+        *size = 0;
+        (void) s;
+}
+
+static enum MHD_Result
+on_request (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+        kiln_http_server *s = cls;
+        kiln_http_request *req = *con_cls;
+        kiln_http_response resp = { 0 };
+
+        (void) version;
+        if (req == NULL) {
+                req = kiln_calloc (1, sizeof (*req));
+                req->conn = conn;
+                req->method = method;
+                req->path = url;
+                clock_gettime (CLOCK_MONOTONIC, &req->start);
+                snprintf (req->id, sizeof req->id, "r%llu",
+                          (unsigned long long) atomic_fetch_add (&s->next_id, 1));
+                kiln_buf_init (&req->body, s->o.max_body);
+                *con_cls = req;
+                return first_call (s, req);
+        }
+        if (req->answered) {
+                *upload_data_size = 0; /* discarded: the answer is already out */
+                return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+                take_body (s, req, upload_data, upload_data_size);
+                return MHD_YES;
+        }
+        if (req->too_large)
+                return answer_error (s, req, 413, "request body too large");
+        req->have_body = true;
+        s->o.handlers.handle (s->o.handlers.data, req, &resp);
+        if (resp.status == 0)
+                return answer_error (s, req, 500, "no response");
+        return answer (req, &resp);
+}
+
+static void
+on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
+              enum MHD_RequestTerminationCode toe)
+{
+        kiln_http_request *req = *con_cls;
+        struct timespec end;
+        double ms;
+
+        (void) cls;
+        (void) conn;
+        if (req == NULL)
+                return;
+        clock_gettime (CLOCK_MONOTONIC, &end);
+        ms = (double) (end.tv_sec - req->start.tv_sec) * 1e3
+             + (double) (end.tv_nsec - req->start.tv_nsec) / 1e6;
+        {
+                char status[16], dur[32];
+                snprintf (status, sizeof status, "%d", req->status);
+                snprintf (dur, sizeof dur, "%.1f", ms);
+                const char *fields[]
+                    = { "request", req->id, "method", req->method, "path", req->path,
+                        "status",  status,  "ms",     dur,         NULL };
+                /* Never the body or the query: they may carry secrets. */
+                kiln_log_fields (KILN_LOG_INFO, fields, "%s %s %d%s", req->method, req->path,
+                                 req->status,
+                                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+        }
+        kiln_buf_free (&req->body);
+        free (req);
+        *con_cls = NULL;
+}
+
+static void
+mhd_log (void *cls, const char *fmt, va_list ap)
+{
+        char line[512];
+
+        (void) cls;
+        vsnprintf (line, sizeof line, fmt, ap);
+        line[strcspn (line, "\n")] = '\0';
+        kiln_debug ("http: %s", line);
+}
+
+/* ---- starting and stopping ---- */
+
+int
+kiln_http_parse_listen (const char *listen, char *host, size_t host_size, unsigned *port,
+                        kiln_error **err)
+{
+        const char *colon;
+        const char *h = listen;
+        size_t hlen;
+        int64_t p;
+
+        if (listen[0] == '[') {
+                const char *close = strchr (listen, ']');
+                if (close == NULL || close[1] != ':')
+                        goto bad;
+                h = listen + 1;
+                hlen = (size_t) (close - h);
+                colon = close + 1;
+        } else {
+                colon = strrchr (listen, ':');
+                if (colon == NULL)
+                        goto bad;
+                hlen = (size_t) (colon - listen);
+        }
+        if (hlen == 0 || hlen >= host_size || kiln_parse_int64 (colon + 1, 0, 65535, &p) < 0)
+                goto bad;
+        memcpy (host, h, hlen);
+        host[hlen] = '\0';
+        *port = (unsigned) p;
+        return 0;
+bad:
+        return kiln_error_makec (err, KILN_E_INVALID, 0, "listen address `%s`: want ADDR:PORT",
+                                 listen);
+}
+
+typedef union any_addr {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+} any_addr;
+
+static int
+resolve_listen (any_addr *a, bool *v6, const char *listen, kiln_error **err)
+{
+        char host[64];
+        unsigned port;
+
+        if (kiln_http_parse_listen (listen, host, sizeof host, &port, err) < 0)
+                return -1;
+        memset (a, 0, sizeof (*a));
+        if (strcmp (host, "localhost") == 0)
+                kiln_strlcpy (host, "127.0.0.1", sizeof host);
+        if (inet_pton (AF_INET, host, &a->in4.sin_addr) == 1) {
+                a->in4.sin_family = AF_INET;
+                a->in4.sin_port = htons ((uint16_t) port);
+                *v6 = false;
+                return 0;
+        }
+        if (inet_pton (AF_INET6, host, &a->in6.sin6_addr) == 1) {
+                a->in6.sin6_family = AF_INET6;
+                a->in6.sin6_port = htons ((uint16_t) port);
+                *v6 = true;
+                return 0;
+        }
+        return kiln_error_makec (err, KILN_E_INVALID, 0,
+                                 "listen address `%s`: `%s` is not an IP address", listen, host);
+}
+
+int
+kiln_http_start (kiln_http_server **out, const kiln_http_opts *opts, kiln_error **err)
+{
+        kiln_http_server *s;
+        any_addr addr;
+        bool v6 = false;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
+                         | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+
+        if (resolve_listen (&addr, &v6, opts->listen, err) < 0)
+                return -1;
+        s = kiln_calloc (1, sizeof (*s));
+        s->o = *opts;
+        s->o.max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+        s->o.timeout_s = opts->timeout_s ? opts->timeout_s : DEFAULT_TIMEOUT_S;
+        s->o.max_connections
+            = opts->max_connections ? opts->max_connections : DEFAULT_MAX_CONNECTIONS;
+        if (v6)
+                flags |= MHD_USE_IPv6;
+        s->d = MHD_start_daemon (flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                                 &addr.sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, s->o.timeout_s,
+                                 MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
+        if (s->d == NULL) {
+                free (s);
+                return kiln_error_makec (err, KILN_E_IO, errno, "listen on `%s`", opts->listen);
+        }
+        *out = s;
+        return 0;
+}
+
+void
+kiln_http_quiesce (kiln_http_server *s)
+{
+        MHD_socket fd;
+
+        if (s == NULL || s->d == NULL)
+                return;
+        /* The listening socket is handed back to be closed here. */
+        fd = MHD_quiesce_daemon (s->d);
+        if (fd != MHD_INVALID_SOCKET)
+                close (fd);
+}
+
+void
+kiln_http_stop (kiln_http_server *s)
+{
+        if (s == NULL)
+                return;
+        if (s->d)
+                MHD_stop_daemon (s->d);
+        free (s);
+}
