@@ -46,7 +46,7 @@ help:
 	@echo "make bench-smoke  every benchmark case on tiny inputs (< 2 min; targets not enforced)"
 	@echo "make format     reformat the C sources with clang-format"
 	@echo "make format-check  fail if any C source is not formatted"
-	@echo "make install    install kiln into \$$(PREFIX)/bin and its buildpacks into \$$(PREFIX)/share/kiln"
+	@echo "make install    install kiln into \$$(PREFIX)/bin, its buildpacks and stacks into \$$(PREFIX)/share/kiln"
 	@echo "make clean      remove build/"
 
 deps:
@@ -106,12 +106,14 @@ bench:
 bench-smoke:
 	bench/run --smoke
 
-# kiln build finds the buildpacks beside its binary, in ../share/kiln.
+# kiln build finds the buildpacks and stacks beside its binary, in ../share/kiln.
 install: $(KILN)
 	install -D -m 0755 $(KILN) $(DESTDIR)$(PREFIX)/bin/kiln
 	rm -rf $(DESTDIR)$(PREFIX)/share/kiln/buildpacks
 	mkdir -p $(DESTDIR)$(PREFIX)/share/kiln
 	cp -R buildpacks $(DESTDIR)$(PREFIX)/share/kiln/buildpacks
+	rm -rf $(DESTDIR)$(PREFIX)/share/kiln/stacks
+	cp -R stacks $(DESTDIR)$(PREFIX)/share/kiln/stacks
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/kiln

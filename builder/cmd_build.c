@@ -20,6 +20,7 @@
 #include "kiln/cli.h"
 #include "kiln/compose.h"
 #include "kiln/export.h"
+#include "kiln/fs.h"
 #include "kiln/json.h"
 #include "kiln/layout.h"
 #include "kiln/lifecycle.h"
@@ -442,6 +443,21 @@ default_buildpacks_dir (void)
                 }
         }
         return NULL;
+}
+
+/* The stacks (kiln-stack:NAME run images) beside the buildpacks root, as
+ * a source tree and an install both have them; NULL: $KILN_STACKS_DIR. */
+static char *
+default_stacks_dir (const char *buildpacks_dir)
+{
+        cleanup_free char *root = buildpacks_dir ? NULL : default_buildpacks_dir ();
+        cleanup_free char *dir = NULL;
+        const char *env = getenv ("KILN_STACKS_DIR");
+
+        if ((env && *env) || (buildpacks_dir == NULL && root == NULL))
+                return NULL;
+        dir = kiln_strdup_printf ("%s/../stacks", buildpacks_dir ? buildpacks_dir : root);
+        return kiln_is_dir (dir) ? realpath (dir, NULL) : NULL;
 }
 
 /* --cache-dir, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln. */
@@ -874,7 +890,14 @@ export_and_publish (build *b, kiln_error **err)
 {
         const build_opts *o = b->o;
         cleanup_compose kiln_compose *c = NULL;
-        kiln_compose_opts copts = { .base = b->run_image, .platform = o->reg.platform };
+        cleanup_free char *stacks = default_stacks_dir (b->buildpacks_dir);
+        /* record_base: `kiln rebase` finds the run image's layers by it. */
+        kiln_compose_opts copts = {
+                .base = b->run_image,
+                .platform = o->reg.platform,
+                .record_base = true,
+                .stacks_dir = stacks,
+        };
         kiln_export_opts eo = {
                 .result = &b->res,
                 .source_url = b->src.url ? b->src.url : o->dir,
@@ -1028,6 +1051,8 @@ report (build *b, kiln_error **err)
                 kiln_json_set_str (j, "runImage", b->run_image);
                 kiln_json_set_str (j, "source", b->src.url ? b->src.url : o->dir);
                 kiln_json_set_str (j, "commit", b->src.commit);
+                kiln_json_set_str (j, "author", b->src.author);
+                kiln_json_set_str (j, "branch", b->src.branch);
                 if (kiln_json_format (&s, j, err) < 0)
                         return -1;
                 printf ("%s\n", s);
