@@ -5,16 +5,9 @@
 #include "kiln/cli.h"
 #include "kiln/log.h"
 
-/* libgit2 1.5 leaks PCRE2 match data when git_regexp_match finds no match
- * (src/util/regexp.c), which git_remote_create reaches on every clone; a
- * long-running `kiln serve` clones from worker threads.  It is theirs, not
- * ours, and kiln does not use PCRE2 itself.  Read only by LeakSanitizer. */
-const char *__lsan_default_suppressions (void);
-const char *
-__lsan_default_suppressions (void)
-{
-        return "leak:libpcre2-8.so\n";
-}
+/* libgit2's known PCRE2 leak (a long-running `kiln serve` clones from
+ * worker threads) is suppressed for LeakSanitizer by builder/source.c,
+ * beside the libgit2 calls, for every program that links them. */
 
 static void
 print_help (FILE *f)
