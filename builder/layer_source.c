@@ -17,9 +17,9 @@
 #include "kiln/cleanup.h"
 #include "layer_private.h"
 
-/* Read-ahead: a thread decompresses and hashes into a ring of buffers
- * while the reader (the tar parser writing files) works on the previous
- * one, as `tar -xzf` overlaps gzip and tar in two processes. */
+/* Read-ahead: a thread decompresses (and bounds) into a ring of buffers
+ * while the reader hashes the previous one and writes its files, as `tar
+ * -xzf` overlaps gzip and tar in two processes. */
 #define PREFETCH_SLOTS 4
 
 typedef struct prefetch {
@@ -245,7 +245,10 @@ read_direct (layer_source *s, const void **buf, kiln_error **err)
                 return kiln_error_makec (err, KILN_E_TOO_LARGE, 0,
                                          "layer unpacks to more than %llu bytes",
                                          (unsigned long long) s->max_bytes);
-        kiln_hasher_update (s->hash, *buf, (size_t) n);
+        /* With read-ahead the reader hashes what it takes: the inflating
+         * thread is the busier of the two. */
+        if (s->pf == NULL)
+                kiln_hasher_update (s->hash, *buf, (size_t) n);
         return n;
 }
 
@@ -341,6 +344,8 @@ read_prefetched (layer_source *s, const void **buf, kiln_error **err)
                 n = 0;
         }
         pthread_mutex_unlock (&pf->lock);
+        if (n > 0)
+                kiln_hasher_update (s->hash, *buf, (size_t) n);
         return n;
 }
 
@@ -381,7 +386,6 @@ layer_source_finish (layer_source *s, char diff_id[KILN_DIGEST_MAX], kiln_error 
                 ;
         if (n < 0)
                 return -1;
-        /* The producer has ended: the hash is the caller's again. */
         prefetch_end (s);
         kiln_hasher_final (s->hash, diff_id);
         return 0;
