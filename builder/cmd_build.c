@@ -891,12 +891,17 @@ export_and_publish (build *b, kiln_error **err)
         const build_opts *o = b->o;
         cleanup_compose kiln_compose *c = NULL;
         cleanup_free char *stacks = default_stacks_dir (b->buildpacks_dir);
+        /* A kiln-stack: run image is built into (and reused from) the
+         * build's own cache dir, so --cache-dir keeps everything. */
+        cleanup_free char *stack_cache
+            = b->cache_root ? kiln_strdup_printf ("%s/stacks", b->cache_root) : NULL;
         /* record_base: `kiln rebase` finds the run image's layers by it. */
         kiln_compose_opts copts = {
                 .base = b->run_image,
                 .platform = o->reg.platform,
                 .record_base = true,
                 .stacks_dir = stacks,
+                .stack_cache_dir = stack_cache,
         };
         kiln_export_opts eo = {
                 .result = &b->res,
