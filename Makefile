@@ -90,7 +90,7 @@ unit: all
 	KILN_BUILD=$(BUILD) tests/run --unit
 
 check:
-	$(MAKE) BUILD=build/asan SANITIZE=1 CFLAGS="-O1 -g" test
+	KILN_SANITIZED=1 $(MAKE) BUILD=build/asan SANITIZE=1 CFLAGS="-O1 -g" test
 
 format:
 	clang-format -i $(C_FILES)

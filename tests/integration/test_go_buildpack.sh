@@ -7,6 +7,7 @@
 # and the buildpack (read-only); then the built binary runs in an empty
 # root. Also runs the functions framework's unit tests.
 # KILN_TEST_NO_SANDBOX=1 runs the buildpack without bubblewrap.
+# sanitizers: skip
 source "$(dirname "$0")/lib.sh"
 
 BP=$ROOT_DIR/buildpacks/go

@@ -7,6 +7,7 @@
 # the buildpack (read-only) and no network; then the default process runs
 # under bubblewrap with the host's /usr for node, and is called with curl.
 # Also runs the functions framework's unit tests (node --test).
+# sanitizers: skip
 source "$(dirname "$0")/lib.sh"
 BP=$ROOT_DIR/buildpacks/nodejs
 BP_ID=dev.kiln.nodejs

@@ -8,6 +8,7 @@
 # under bubblewrap with the host's /usr for python3, and is called with
 # curl. Requirements come from a wheel the test makes. Also runs the
 # functions framework's unit tests (python3 -m unittest).
+# sanitizers: skip
 source "$(dirname "$0")/lib.sh"
 BP=$ROOT_DIR/buildpacks/python
 BP_ID=dev.kiln.python

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Self-test of the registry test infrastructure (lib_registry.sh and
 # tests/helpers/regproxy.py), driven by skopeo and curl only.
+# sanitizers: skip
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_registry.sh"
 
