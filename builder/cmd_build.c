@@ -957,8 +957,13 @@ static int
 stopped (build *b, kiln_error **err)
 {
         char d[32];
-        cleanup_error kiln_error *old = err ? kiln_error_take (err) : NULL;
 
+        /* The error the canceled step gave (a killed process) says less
+         * than why it was stopped: it is replaced. */
+        if (err && *err) {
+                kiln_error_free (*err);
+                *err = NULL;
+        }
         if (!timed_out)
                 return kiln_error_makec (err, KILN_E_CANCELED, 0, "build canceled during %s",
                                          b->prog.phase);
