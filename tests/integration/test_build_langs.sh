@@ -6,7 +6,7 @@
 # counting proxy, pulled with skopeo, unpacked with umoci and run under
 # bubblewrap as the image config says.  A rebuild with only the function
 # changed reuses the node_modules layer and uploads neither it nor the run
-# image again.
+# image again.  A Python requirement comes from a wheel in the repository.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_registry.sh"
 source "$(dirname "$0")/lib_build.sh"
@@ -35,6 +35,15 @@ git -C "$REPO" config user.name tester
 for s in node-http node-cloudevent python-http python-cloudevent; do
         cp -r "$ROOT_DIR/samples/$s" "$REPO/$s"
 done
+# A Python function with a requirement served from a wheel directory in
+# the repository (PyPI is not reachable): the wheel is made here.
+mkdir -p "$REPO/py-wheel/wheels"
+/usr/bin/python3 "$ROOT_DIR/tests/helpers/mkwheel.py" "$REPO/py-wheel/wheels" kiln_shout 1.0.0 \
+        'def shout(s):
+    return str(s).upper() + "!"'
+printf 'kiln-shout==1.0.0\n' >"$REPO/py-wheel/requirements.txt"
+printf 'from kiln_shout import shout\n\n\ndef loud(request):\n    return shout(request.args.get("name", "world"))\n' \
+        >"$REPO/py-wheel/main.py"
 git -C "$REPO" add -A
 git -C "$REPO" commit -q -m samples
 git -C "$REPO" tag v1
@@ -115,6 +124,14 @@ fi
 
 build_sample python-cloudevent handle_event --signature cloudevent
 serve_image python_cloudevent && event_checks python_cloudevent
+
+build_sample py-wheel loud --env PIP_FIND_LINKS=/workspace/wheels --env PIP_NO_INDEX=1
+check "py-wheel: the requirement is installed in a layer of its own" \
+        test -n "$(find "$WORK/py_wheel/bundle/rootfs/layers" -path '*/kiln_shout/__init__.py' -print -quit)"
+if serve_image py_wheel; then
+        check_eq "py-wheel answers through its requirement" "KILN!" \
+                "$(curl -sf "http://127.0.0.1:$PORT_py_wheel/?name=kiln")"
+fi
 
 save_stack_cache "$CACHE/stacks"
 finish

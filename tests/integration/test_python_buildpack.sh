@@ -34,26 +34,9 @@ fw_test() {
 check "framework: python3 -m unittest passes" fw_test
 
 # make_wheel DIR NAME VERSION CODE: a pure-Python wheel DIR/NAME-VERSION-py3-none-any.whl
-# whose module NAME is CODE, made with zipfile (no pip, no network).
+# whose module NAME is CODE (tests/helpers/mkwheel.py: no pip, no network).
 make_wheel() {
-	/usr/bin/python3 - "$@" <<'EOF'
-import base64, hashlib, sys, zipfile
-out, name, version, code = sys.argv[1:5]
-info = f"{name}-{version}.dist-info"
-files = {
-    f"{name}/__init__.py": code + "\n",
-    f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n",
-    f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: kiln-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = []
-for path, text in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-    record.append(f"{path},sha256={digest},{len(text.encode())}")
-files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
-with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
-    for path, text in files.items():
-        z.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), text)
-EOF
+	/usr/bin/python3 "$ROOT_DIR/tests/helpers/mkwheel.py" "$@"
 }
 
 # --- an http function with a requirement from a local wheel ---------------------------
