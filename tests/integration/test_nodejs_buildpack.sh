@@ -15,11 +15,11 @@ source "$(dirname "$0")/lib_buildpack.sh"
 START=$(date +%s)
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	echo "# node and npm are needed: skipping"
+	fail "node and npm are needed (scripts/install-deps installs them)"
 	finish
 fi
 if ! bwrap_usable; then
-	echo "# bubblewrap cannot make namespaces here: skipping"
+	fail "bubblewrap cannot make namespaces here"
 	finish
 fi
 

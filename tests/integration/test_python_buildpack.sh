@@ -16,15 +16,16 @@ source "$(dirname "$0")/lib_buildpack.sh"
 START=$(date +%s)
 
 if [ ! -x /usr/bin/python3 ]; then
-	echo "# /usr/bin/python3 is needed: skipping"
+	fail "/usr/bin/python3 is needed (scripts/install-deps installs it)"
 	finish
 fi
 if ! bwrap_usable; then
-	echo "# bubblewrap cannot make namespaces here: skipping"
+	fail "bubblewrap cannot make namespaces here"
 	finish
 fi
 HAVE_PIP=1
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || HAVE_PIP=0
+check "pip is there for /usr/bin/python3 (python3-pip, from scripts/install-deps)" test "$HAVE_PIP" = 1
 
 # --- the functions framework's own tests ------------------------------------------
 fw_test() {
