@@ -81,7 +81,8 @@ void
 kiln_log_fields (kiln_log_level level, const char *const *fields, const char *fmt, ...)
 {
         va_list ap;
-        char *msg = NULL;
+        char *msg = NULL, *line = NULL;
+        size_t len = 0;
         FILE *f;
 
         if (level < threshold || level >= KILN_LOG_OFF)
@@ -93,8 +94,14 @@ kiln_log_fields (kiln_log_level level, const char *const *fields, const char *fm
         if (msg == NULL)
                 return;
 
-        pthread_mutex_lock (&lock);
-        f = out_stream ? out_stream : stderr;
+        /* The line is made in memory and written with one call: the log
+         * stream is usually stderr, unbuffered, where every fputc would be a
+         * write(2) of its own (and a request log line costs ~200 of them). */
+        f = open_memstream (&line, &len);
+        if (f == NULL) {
+                free (msg);
+                return;
+        }
         if (as_json) {
                 fputs ("{\"time\":\"", f);
                 put_time (f);
@@ -118,7 +125,13 @@ kiln_log_fields (kiln_log_level level, const char *const *fields, const char *fm
                 }
                 fputc ('\n', f);
         }
+        fclose (f);
+        free (msg);
+
+        pthread_mutex_lock (&lock);
+        f = out_stream ? out_stream : stderr;
+        fwrite (line, 1, len, f);
         fflush (f);
         pthread_mutex_unlock (&lock);
-        free (msg);
+        free (line);
 }

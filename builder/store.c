@@ -14,9 +14,19 @@
 
 #define DEFAULT_HISTORY 10000
 #define NAME_MAX_LEN 253
+/* Prepared statements kept for reuse, keyed by their SQL's address (every
+ * statement is a string literal): a GET then costs no SQL parsing. */
+#define STMT_CACHE 32
+
+typedef struct cached_stmt {
+        const char *sql;
+        sqlite3_stmt *st;
+        bool in_use;
+} cached_stmt;
 
 struct kiln_store {
         sqlite3 *db;
+        cached_stmt cache[STMT_CACHE];
         pthread_mutex_t lock;
         pthread_cond_t moved;
         int64_t rv;        /* newest resourceVersion */
@@ -51,16 +61,53 @@ exec_sql (kiln_store *s, const char *sql, kiln_error **err)
 
 typedef struct stmt {
         sqlite3_stmt *st;
+        cached_stmt *cached; /* NULL: finalized at the end of its scope */
 } stmt;
 
 static void
 cleanup_stmtp (void *p)
 {
-        sqlite3_finalize (((stmt *) p)->st);
+        stmt *q = p;
+
+        if (q->cached) {
+                sqlite3_reset (q->st);
+                sqlite3_clear_bindings (q->st);
+                q->cached->in_use = false;
+        } else {
+                sqlite3_finalize (q->st);
+        }
 }
 #define cleanup_stmt __attribute__ ((cleanup (cleanup_stmtp)))
 
-/* Prepares sql and binds the text arguments (NULL ends the list). */
+/* A statement for sql from the cache, prepared on first use; NULL when the
+ * cache is full or the statement is in use further up the stack. */
+static cached_stmt *
+cache_take (kiln_store *s, const char *sql)
+{
+        cached_stmt *free_slot = NULL;
+
+        for (size_t i = 0; i < STMT_CACHE; i++) {
+                cached_stmt *c = &s->cache[i];
+                if (c->sql == sql) {
+                        if (c->in_use)
+                                return NULL;
+                        c->in_use = true;
+                        return c;
+                }
+                if (c->sql == NULL && free_slot == NULL)
+                        free_slot = c;
+        }
+        if (free_slot == NULL
+            || sqlite3_prepare_v3 (s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &free_slot->st, NULL)
+                   != SQLITE_OK)
+                return NULL;
+        free_slot->sql = sql;
+        free_slot->in_use = true;
+        return free_slot;
+}
+
+/* Prepares sql (or takes it from the cache; callers hold s->lock) and binds
+ * the text arguments (NULL ends the list). */
 static int
 prepare (stmt *out, kiln_store *s, const char *sql, kiln_error **err, ...)
 {
@@ -68,7 +115,10 @@ prepare (stmt *out, kiln_store *s, const char *sql, kiln_error **err, ...)
         const char *a;
         int i = 1;
 
-        if (sqlite3_prepare_v2 (s->db, sql, -1, &out->st, NULL) != SQLITE_OK)
+        out->cached = cache_take (s, sql);
+        if (out->cached)
+                out->st = out->cached->st;
+        else if (sqlite3_prepare_v2 (s->db, sql, -1, &out->st, NULL) != SQLITE_OK)
                 return db_fail (err, s->db, "prepare");
         va_start (ap, err);
         while ((a = va_arg (ap, const char *)) != NULL)
@@ -187,6 +237,8 @@ kiln_store_free (kiln_store *s)
 {
         if (s == NULL)
                 return;
+        for (size_t i = 0; i < STMT_CACHE; i++)
+                sqlite3_finalize (s->cache[i].st);
         if (s->db)
                 sqlite3_close (s->db);
         pthread_cond_destroy (&s->moved);
