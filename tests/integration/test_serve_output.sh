@@ -42,6 +42,13 @@ api POST "$SHP/clusterbuildstrategies" '{"metadata":{"name":"two-files"},"spec":
   "args":["append","--base","kiln:static","--layer","$(params.shp-source-context):/w","--output","oci-archive:$(params.shp-output-directory)/b.tar"]}]}}'
 check_eq "create the two-files strategy: 201" 201 "$API_STATUS"
 
+api POST "$SHP/clusterbuildstrategies" '{"metadata":{"name":"index-dir"},"spec":{
+ "steps":[{"name":"one","image":"kiln","command":["kiln"],
+  "args":["append","--base","kiln:static","--layer","$(params.shp-source-context):/a","--output","oci:$(params.shp-output-directory):a"]},
+ {"name":"two","image":"kiln","command":["kiln"],
+  "args":["append","--base","kiln:static","--layer","$(params.shp-source-context):/b","--output","oci:$(params.shp-output-directory):b"]}]}}'
+check_eq "create the index-dir strategy: 201" 201 "$API_STATUS"
+
 src='"source":{"type":"Git","git":{"url":"file://'$WORK'/repo"},"contextDir":"app"}'
 
 # inspect REF EXPR: a Python expression over i = skopeo inspect's JSON and
@@ -133,6 +140,20 @@ local_digest=$("$KILN" append -q --base kiln:static --layer "$WORK/repo/app:/wor
         --result-file-image-digest "$WORK/local.digest" >/dev/null 2>>"$WORK/append.log"
 check_eq "kiln image-processing with nothing to change pushes the layout's manifest byte for byte" \
         "$local_digest $local_digest" "$(cat "$WORK/local.digest") $(inspect "$REG/dev/local:v1" 'i["Digest"]')"
+
+# ---- a layout whose index has two images: pushed as an index ----
+run_build index '{'"$src"',"strategy":{"kind":"ClusterBuildStrategy","name":"index-dir"},
+ "output":{"image":"'$REG'/dev/index:v1"}}'
+check_eq "an OCI layout with two manifests: Succeeded" Succeeded "$RESULT"
+skopeo inspect --raw --tls-verify=false "docker://$REG/dev/index:v1" >"$WORK/index.raw" 2>>"$WORK/skopeo.log"
+check_eq "the registry has an index of both images" "application/vnd.oci.image.index.v1+json 2" \
+        "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["mediaType"], len(d["manifests"]))' "$WORK/index.raw")"
+check_eq "status.output.digest is the index's" "sha256:$(sha256sum <"$WORK/index.raw" | cut -d' ' -f1)" \
+        "$(j 'd["status"]["output"]["digest"]')"
+check_eq "an index has no size" "" "$(j 'd["status"]["output"].get("size")')"
+for child in $(python3 -c 'import json,sys; print(" ".join(m["digest"] for m in json.load(open(sys.argv[1]))["manifests"]))' "$WORK/index.raw"); do
+        check "its image $child is in the repository" skopeo inspect --raw --tls-verify=false "docker://$REG/dev/index@$child"
+done
 
 # ---- directories without one image ----
 run_build empty '{'"$src"',"strategy":{"kind":"ClusterBuildStrategy","name":"empty-dir"},
