@@ -219,7 +219,7 @@ kiln_cli_registry_args (kiln_cli_registry *o, kiln_global *g, const kiln_command
                         int (*on_extra) (void *data, int opt), void *data)
 {
         static const struct option base[] = { KILN_GLOBAL_LONGOPTS, KILN_REGISTRY_LONGOPTS };
-        struct option longopts[KILN_N_ELEMENTS (base) + 8];
+        struct option longopts[KILN_N_ELEMENTS (base) + 16];
         size_t n = 0;
         int opt;
 

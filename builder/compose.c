@@ -1,5 +1,6 @@
 /* kiln: composing a new image over a base, and writing it out (see
  * include/kiln/compose.h). */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@ struct kiln_compose {
         kiln_reference **from; /* per layer: the repository of a remote layer, or NULL */
         kiln_image_config *config;
         char created[32];
+        bool published; /* the manifest was written at least once */
 };
 
 /* The OCI type for a base layer, so the output is one OCI manifest: the
@@ -76,7 +78,7 @@ out:
 }
 
 static int
-take_base (kiln_compose *c, kiln_error **err)
+take_base (kiln_compose *c, bool in_place, kiln_error **err)
 {
         const kiln_manifest *bm = c->remote ? c->remote->manifest : c->local->manifest;
         const char *raw = c->remote ? c->remote->config_raw : c->local->config_raw;
@@ -95,6 +97,9 @@ take_base (kiln_compose *c, kiln_error **err)
                 d->media_type = kiln_strdup (oci_layer_type (bm->layers[i].media_type));
         }
         c->n_base_layers = m->n_layers;
+        for (size_t i = 0; in_place && i < bm->annotations.n; i++)
+                kiln_kvs_set (&m->annotations, bm->annotations.items[i].key,
+                              bm->annotations.items[i].value);
         return kiln_config_parse (&c->config, raw, len, err);
 }
 
@@ -127,12 +132,17 @@ kiln_compose_new (kiln_compose **out, const kiln_compose_opts *opts, kiln_error 
                 kiln_error_wrap (err, "base image `%s`", opts->base);
                 goto fail;
         }
-        if (take_base (c, err) < 0) {
+        if (take_base (c, opts->in_place, err) < 0) {
                 kiln_error_wrap (err, "base image `%s`", opts->base);
                 goto fail;
         }
         if (kiln_mkdtemp (&c->work, "compose", err) < 0 || kiln_layout_init (c->work, err) < 0)
                 goto fail;
+        assert (!(opts->in_place && opts->record_base));
+        if (opts->in_place) {
+                *out = c;
+                return 0;
+        }
         free (c->config->created);
         c->config->created = kiln_strdup (c->created);
         c->config->has_config = true;
@@ -184,6 +194,12 @@ kiln_kvs *
 kiln_compose_annotations (kiln_compose *c)
 {
         return &c->manifest->annotations;
+}
+
+const kiln_manifest *
+kiln_compose_manifest (const kiln_compose *c)
+{
+        return c->published ? c->manifest : NULL;
 }
 
 const char *
@@ -427,6 +443,7 @@ kiln_compose_publish (kiln_compose *c, const char *output, char digest[KILN_DIGE
         }
         if (finish (c, &manifest_json, &manifest_len, digest, err) < 0)
                 goto out;
+        c->published = true;
         if (loc.transport == KILN_TRANSPORT_REGISTRY) {
                 r = publish_registry (c, output, manifest_json, manifest_len, digest, err);
                 goto out;

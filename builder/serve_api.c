@@ -462,10 +462,10 @@ check_rule (const json_t *v, const char *at, const char *rest, const rule *ru, c
             { P "strategy.kind", T_STR, false }, { P "output", T_OBJ, true },                      \
             { P "output.image", T_STR, true }, { P "output.pushSecret", T_STR, false },            \
             { P "output.insecure", T_BOOL, false }, { P "output.labels", T_STRMAP, false },        \
-            { P "output.annotations", T_STRMAP, false }, { P "source", T_OBJ, false },             \
-            { P "source.type", T_STR, false }, { P "source.contextDir", T_STR, false },            \
-            { P "source.git", T_OBJ, false }, { P "source.git.url", T_STR, true },                 \
-            { P "source.git.revision", T_STR, false },                                             \
+            { P "output.annotations", T_STRMAP, false }, { P "output.timestamp", T_STR, false },   \
+            { P "source", T_OBJ, false }, { P "source.type", T_STR, false },                       \
+            { P "source.contextDir", T_STR, false }, { P "source.git", T_OBJ, false },             \
+            { P "source.git.url", T_STR, true }, { P "source.git.revision", T_STR, false },        \
             { P "source.git.cloneSecret", T_STR, false }, { P "paramValues", T_ARR, false },       \
             { P "paramValues[]", T_OBJ, false }, { P "paramValues[].name", T_STR, true },          \
             { P "paramValues[].value", T_STR, false }, { P "paramValues[].values", T_ARR, false }, \

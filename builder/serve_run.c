@@ -139,6 +139,7 @@ typedef struct run_ctx {
         char *work;
         char *source_root;
         char *results;
+        char *output_dir; /* shp-output-directory, when a step uses it */
         json_t *params;
         char **base_env;
         int log_fd;
@@ -595,6 +596,68 @@ collect_results (run_ctx *c)
                 kiln_parse_int64 (size, 0, INT64_MAX, &c->f->size);
 }
 
+/* Shipwright's step-image-processing: pushes what the steps left in the
+ * output directory, or re-pushes what they pushed with labels,
+ * annotations and a timestamp (serve_output.c decides which). */
+static void
+process_output (run_ctx *c)
+{
+        const char *container = "step-image-processing";
+        cleanup_free char *marker = kiln_strdup_printf ("KILN_BUILDRUN=%s", c->o->uid);
+        cleanup_strv char **argv = NULL;
+        kiln_output_plan plan = {
+                .output = json_object_get (c->res->effective, "output"),
+                .kiln_path = c->o->kiln_path,
+                .output_dir = c->output_dir,
+                .results = c->results,
+                .digest = c->f->digest,
+                .has_size = c->f->size > 0,
+                .source_time = c->f->src.commit_time > 0 ? c->f->src.commit_time : -1,
+                .created = c->o->created,
+        };
+        kiln_step_run sr = { 0 };
+        kiln_error *err = NULL;
+        bool optional;
+
+        if (kiln_output_step_argv (&argv, &optional, &plan, &err) < 0) {
+                fail_run (c->f, "Failed", "buildrun step %s failed: %s", container,
+                          kiln_error_msg (err));
+                c->f->fail_message = kiln_strdup (kiln_error_msg (err));
+                c->f->fail_container = container;
+                kiln_error_free (err);
+                return;
+        }
+        if (argv == NULL)
+                return;
+        sr = (kiln_step_run){ .argv = argv,
+                              .env = c->base_env,
+                              .cwd = c->work,
+                              .marker = marker,
+                              .log_fd = c->log_fd,
+                              .prefix = container,
+                              .stop = c->o->stop };
+        log_line (c, "[%s] %s %s", container, optional ? "reading the size of" : "pushing",
+                  argv[4]);
+        if (kiln_step_exec (&sr, &err) < 0) {
+                fail_run (c->f, "Failed", "buildrun step %s failed: %s", container,
+                          kiln_error_msg (err));
+                kiln_error_free (err);
+                return;
+        }
+        if (sr.stopped) {
+                kiln_step_run_clear (&sr);
+                return;
+        }
+        if (sr.exit_code == 0)
+                collect_results (c);
+        else if (optional)
+                log_line (c, "[%s] the image's size is unknown: %s", container,
+                          sr.last_stderr ? sr.last_stderr : "failed");
+        else
+                step_failed (c, container, &sr);
+        kiln_step_run_clear (&sr);
+}
+
 static int
 prepare_dirs (run_ctx *c, kiln_error **err)
 {
@@ -640,11 +703,6 @@ execute (run_ctx *c)
                 kiln_error_free (err);
                 return;
         }
-        if (kiln_strategy_mentions (c->res->strategy, "shp-output-directory")) {
-                fail_run (c->f, "OutputDirectoryNotSupported",
-                          "strategies that write to shp-output-directory are not supported yet");
-                return;
-        }
         const char *url = spec_str (c->res->effective, "source", "git", "url");
         if (url && kiln_strategy_mentions (c->res->strategy, "shp-source-url")) {
                 if (c->git_pass && write_git_credentials (c, url, &err) < 0) {
@@ -656,8 +714,20 @@ execute (run_ctx *c)
                 return;
         }
         system_params (c);
-        if (run_steps (c) == 0)
+        if (kiln_strategy_mentions (c->res->strategy, "shp-output-directory")) {
+                c->output_dir = kiln_strdup_printf ("%s/output-image", c->work);
+                if (kiln_mkdir_p (c->output_dir, 0700, &err) < 0) {
+                        fail_run (c->f, "Failed", "%s", kiln_error_msg (err));
+                        kiln_error_free (err);
+                        return;
+                }
+                set_param (c->params, "shp-output-directory", c->output_dir);
+        }
+        if (run_steps (c) == 0) {
                 collect_results (c);
+                if (!*c->o->stop)
+                        process_output (c);
+        }
 }
 
 static void
@@ -730,4 +800,5 @@ kiln_run_execute (kiln_run_result *out, const kiln_run_opts *o)
         free (c.work);
         free (c.source_root);
         free (c.results);
+        free (c.output_dir);
 }

@@ -278,7 +278,7 @@ apply_running (json_t *br, void *data)
 }
 
 static void
-run_job (kiln_runner *r, job *j, const kiln_resolved *res, const char *uid)
+run_job (kiln_runner *r, job *j, const kiln_resolved *res, const char *uid, int64_t created)
 {
         cleanup_free char *work = kiln_strdup_printf ("%s/runs/%s", r->data_dir, uid);
         cleanup_free char *log_path = kiln_runner_log_path (r, uid);
@@ -290,7 +290,8 @@ run_job (kiln_runner *r, job *j, const kiln_resolved *res, const char *uid)
                             .log_path = log_path,
                             .kiln_path = r->kiln_path,
                             .res = res,
-                            .stop = &j->stop };
+                            .stop = &j->stop,
+                            .created = created };
         kiln_run_result f;
 
         kiln_run_execute (&f, &o);
@@ -351,7 +352,9 @@ work_on (kiln_runner *r, job *j)
                 if (update_status (r, j, apply_running, &si)) {
                         cleanup_free char *uid = kiln_strdup (json_string_value (
                             json_object_get (json_object_get (br, "metadata"), "uid")));
-                        run_job (r, j, &res, uid ? uid : "unknown");
+                        run_job (r, j, &res, uid ? uid : "unknown",
+                                 kiln_rfc3339_parse (json_string_value (json_object_get (
+                                     json_object_get (br, "metadata"), "creationTimestamp"))));
                 }
         }
         kiln_verdict_clear (&v);

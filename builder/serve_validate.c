@@ -451,6 +451,16 @@ check_env (kiln_verdict *v, const json_t *env)
         }
 }
 
+static void
+check_output (kiln_verdict *v, const json_t *spec)
+{
+        cleanup_free char *message = NULL;
+        const char *reason = kiln_output_timestamp_check (spec, &message);
+
+        if (reason)
+                fail (v, reason, "%s", message);
+}
+
 void
 kiln_validate_build (kiln_verdict *out, kiln_store *s, const char *ns, const char *name,
                      const json_t *spec)
@@ -469,6 +479,7 @@ kiln_validate_build (kiln_verdict *out, kiln_store *s, const char *ns, const cha
                 check_params (out, strategy, json_object_get (spec, "paramValues"));
         json_decref (strategy);
         check_env (out, json_object_get (spec, "env"));
+        check_output (out, spec);
 }
 
 void
@@ -646,6 +657,7 @@ kiln_validate_buildrun (kiln_verdict *out, kiln_resolved *res, kiln_store *s, co
                 check_missing (out, res->strategy, values);
         }
         check_env (out, json_object_get (spec, "env"));
+        check_output (out, res->effective);
         timeout = str_at (res->effective, "timeout");
         res->timeout_ms = DEFAULT_TIMEOUT_MS;
         if (timeout

@@ -156,6 +156,7 @@ extern const kiln_command kiln_cmd_layer;
 extern const kiln_command kiln_cmd_stack;
 extern const kiln_command kiln_cmd_rebase;
 extern const kiln_command kiln_cmd_serve;
+extern const kiln_command kiln_cmd_image_processing;
 
 /* All commands, NULL-terminated, in the order `kiln --help` lists them. */
 extern const kiln_command *const kiln_commands[];

@@ -58,6 +58,11 @@ typedef struct kiln_compose_opts {
          * $KILN_STACKS_DIR) and the stack cache (NULL: the default). */
         const char *stacks_dir;
         const char *stack_cache_dir;
+        /* The base is the image being changed, not one built on (kiln
+         * serve's image processing): its created time, history and
+         * manifest annotations are kept, no base.* annotation is added and
+         * `created` is ignored; record_base must be false. */
+        bool in_place;
 } kiln_compose_opts;
 
 #define KILN_LABEL_RUN_IMAGE_DIGEST "dev.kiln.run-image.digest"
@@ -92,6 +97,10 @@ const char *kiln_compose_base_digest (const kiln_compose *c);
 const char *kiln_compose_base_name (const kiln_compose *c);
 /* The RFC 3339 time used for `created` and history. */
 const char *kiln_compose_created (const kiln_compose *c);
+
+/* The manifest as last published (its config and layer descriptors give
+ * the image's compressed size); NULL before kiln_compose_publish. */
+const kiln_manifest *kiln_compose_manifest (const kiln_compose *c);
 
 /* Writes the tree `dir` as a new layer at /`dest` (dest without a leading
  * slash; "" for the root), with a history entry created_by.  lopts NULL:

@@ -9,6 +9,7 @@
  *   serve_yaml.c      strategy YAML (libyaml) to JSON, loading strategies/
  *   serve_step.c      parameter substitution and running one step
  *   serve_run.c       one BuildRun: parameters, secrets, source, steps, results
+ *   serve_output.c    output.timestamp, and the image-processing step after the steps
  *   serve_runner.c    the fair queue, workers, timeouts, cancel, recovery
  *
  * Ownership: a json_t delivered through `json_t **out` is a new reference
@@ -153,6 +154,39 @@ int kiln_step_kill_marked (const char *marker);
 /* CLOCK_MONOTONIC in ms. */
 int64_t kiln_monotonic_ms (void);
 
+/* ---- the output image (serve_output.c) ---- */
+
+/* Checks spec.output.timestamp as Shipwright does: absent, "", Zero,
+ * BuildTimestamp, SourceTimestamp (only with a source: else reason
+ * OutputTimestampNotSupported) or a decimal integer (else
+ * OutputTimestampNotValid).  Returns the reason (static) and sets
+ * *message (owned), or returns NULL. */
+const char *kiln_output_timestamp_check (const json_t *spec, char **message);
+
+/* What the image-processing step after a run's steps needs. */
+typedef struct kiln_output_plan {
+        const json_t *output;   /* the effective spec.output */
+        const char *kiln_path;  /* the kiln binary */
+        const char *output_dir; /* shp-output-directory; NULL: the strategy pushed */
+        const char *results;    /* the results dir (shp-image-digest, ...) */
+        const char *digest;     /* what the steps reported, or NULL */
+        bool has_size;          /* the steps reported shp-image-size */
+        int64_t source_time;    /* the source commit's time; < 0: unknown */
+        int64_t created;        /* the BuildRun's creationTimestamp; < 0: unknown */
+} kiln_output_plan;
+
+/* The argv of `kiln image-processing` for a run, or *argv NULL when there
+ * is nothing to do.  *optional is set when the step only asks the
+ * registry for the size of what the strategy pushed (its failure does
+ * not fail the run).  An output.timestamp that cannot be honoured
+ * (SourceTimestamp without a source time) is KILN_E_INVALID. */
+int kiln_output_step_argv (char ***argv, bool *optional, const kiln_output_plan *plan,
+                           kiln_error **err);
+
+/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SSZ" (Kubernetes
+ * timestamps); -1 when s is not one. */
+int64_t kiln_rfc3339_parse (const char *s);
+
 /* ---- one run (serve_run.c) ---- */
 
 /* Why a run's stop flag was raised. */
@@ -168,6 +202,7 @@ typedef struct kiln_run_opts {
         const char *kiln_path; /* what a step's `kiln` runs */
         const kiln_resolved *res;
         volatile sig_atomic_t *stop; /* a KILN_RUN_STOP_* value stops the run */
+        int64_t created;             /* metadata.creationTimestamp (BuildTimestamp); < 0: unknown */
 } kiln_run_opts;
 
 /* What a run produced, for the BuildRun's status; strings owned. */
