@@ -431,9 +431,8 @@ put_process (kiln_metrics *m, kiln_buf *b)
 void
 kiln_metrics_respond (kiln_metrics *m, kiln_http_response *resp)
 {
-        kiln_buf b;
+        kiln_buf b = KILN_BUF_INIT;
 
-        kiln_buf_init (&b, 0);
         put_buildruns (m, &b);
         put_http (m, &b);
         put_process (m, &b);
