@@ -73,6 +73,8 @@ event_new (const json_t *br)
         e->time = kiln_strdup (now);
         e->what = kiln_strdup_printf ("%s/%s", ns, name);
         e->body = json_dumps (br, JSON_COMPACT);
+        if (e->body == NULL)
+                e->body = kiln_strdup ("{}");
         return e;
 }
 

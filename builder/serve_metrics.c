@@ -336,7 +336,6 @@ put_buildruns (kiln_metrics *m, kiln_buf *b)
 {
         kiln_runner *r = atomic_load (&m->runner);
         unsigned queued = 0, running = 0;
-        uint64_t cum = 0;
 
         header (b, "kiln_buildruns_total", "counter",
                 "BuildRuns that finished, by the reason of their Succeeded condition.");
@@ -348,11 +347,10 @@ put_buildruns (kiln_metrics *m, kiln_buf *b)
         }
         header (b, "kiln_buildrun_duration_seconds", "histogram",
                 "Time from a BuildRun's start to its end, for those that started.");
-        for (size_t i = 0; i < N_BUCKETS; i++) {
-                cum = m->bucket_n[i];
+        /* bucket_n is already cumulative (observe_duration). */
+        for (size_t i = 0; i < N_BUCKETS; i++)
                 kiln_buf_printf (b, NULL, "kiln_buildrun_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                                 buckets[i], (unsigned long long) cum);
-        }
+                                 buckets[i], (unsigned long long) m->bucket_n[i]);
         kiln_buf_printf (b, NULL, "kiln_buildrun_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
                          (unsigned long long) m->duration_count);
         kiln_buf_printf (b, NULL, "kiln_buildrun_duration_seconds_sum %.6f\n", m->duration_sum);
