@@ -14,8 +14,11 @@
 #include "kiln/fs.h"
 #include "kiln/log.h"
 #include "kiln/serve.h"
+#include "kiln/serve_metrics.h"
 
 #define TOKEN_MAX 4096
+/* How long events of finished BuildRuns may take to go out at stop. */
+#define SINK_DRAIN_MS 5000
 
 typedef struct serve_opts {
         const char *listen;
@@ -26,6 +29,11 @@ typedef struct serve_opts {
         int64_t history;
         int64_t grace_ms;
         uint64_t max_body;
+        const char *unix_path;
+        const char *tls_cert;
+        const char *tls_key;
+        const char *events_sink;
+        bool listen_given;
 } serve_opts;
 
 enum {
@@ -37,6 +45,10 @@ enum {
         OPT_EVENT_HISTORY,
         OPT_SHUTDOWN_GRACE,
         OPT_MAX_BODY,
+        OPT_UNIX,
+        OPT_TLS_CERT,
+        OPT_TLS_KEY,
+        OPT_EVENTS_SINK,
 };
 
 static int
@@ -45,6 +57,19 @@ take_opt (serve_opts *o, const kiln_command *cmd, int opt, const char *arg)
         switch (opt) {
         case OPT_LISTEN:
                 o->listen = arg;
+                o->listen_given = true;
+                return 1;
+        case OPT_UNIX:
+                o->unix_path = arg;
+                return 1;
+        case OPT_TLS_CERT:
+                o->tls_cert = arg;
+                return 1;
+        case OPT_TLS_KEY:
+                o->tls_key = arg;
+                return 1;
+        case OPT_EVENTS_SINK:
+                o->events_sink = arg;
                 return 1;
         case OPT_DATA_DIR:
                 o->data_dir = arg;
@@ -89,6 +114,10 @@ parse_args (serve_opts *o, kiln_global *g, int argc, char **argv)
                 { "event-history", required_argument, NULL, OPT_EVENT_HISTORY },
                 { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
                 { "max-body", required_argument, NULL, OPT_MAX_BODY },
+                { "unix", required_argument, NULL, OPT_UNIX },
+                { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+                { "tls-key", required_argument, NULL, OPT_TLS_KEY },
+                { "events-sink", required_argument, NULL, OPT_EVENTS_SINK },
                 { NULL, 0, NULL, 0 },
         };
         const kiln_command *cmd = &kiln_cmd_serve;
@@ -108,6 +137,18 @@ parse_args (serve_opts *o, kiln_global *g, int argc, char **argv)
         }
         if (optind < argc) {
                 kiln_cli_usage_error (cmd, "unexpected argument `%s`", argv[optind]);
+                return -1;
+        }
+        if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+                kiln_cli_usage_error (cmd, "--tls-cert and --tls-key go together");
+                return -1;
+        }
+        /* --unix alone listens only there; with --listen, on both. */
+        if (o->unix_path && !o->listen_given)
+                o->listen = NULL;
+        if (o->tls_cert && o->listen == NULL) {
+                kiln_cli_usage_error (cmd,
+                                      "--tls-cert needs --listen (the Unix socket is plain HTTP)");
                 return -1;
         }
         return 0;
@@ -198,6 +239,8 @@ load_token (char **out, const serve_opts *o, const char *data_dir, kiln_error **
 
 typedef struct daemon_parts {
         kiln_store *store;
+        kiln_events_sink *sink;
+        kiln_metrics *metrics;
         kiln_runner *runner;
         kiln_api *api;
         kiln_http_server *http;
@@ -214,7 +257,11 @@ start (daemon_parts *d, const serve_opts *o, const char *data_dir, kiln_error **
                                 .kiln_path = exe,
                                 .max_concurrent = (unsigned) o->max_concurrent };
         kiln_api_opts ao = { 0 };
-        kiln_http_opts ho = { .listen = o->listen, .max_body = o->max_body };
+        kiln_http_opts ho = { .listen = o->listen,
+                              .unix_path = o->unix_path,
+                              .tls_cert = o->tls_cert,
+                              .tls_key = o->tls_key,
+                              .max_body = o->max_body };
 
         if (kiln_store_open (&d->store, data_dir, (size_t) o->history, err) < 0
             || load_token (&d->token, o, data_dir, err) < 0)
@@ -224,15 +271,27 @@ start (daemon_parts *d, const serve_opts *o, const char *data_dir, kiln_error **
         if (strategies == NULL)
                 kiln_warn ("no strategies directory found beside %s; use --strategies", exe);
         ro.store = d->store;
+        if (o->events_sink && kiln_events_sink_start (&d->sink, o->events_sink, err) < 0)
+                return -1;
+        /* Before the runner: the BuildRuns its recovery fails are news. */
+        if (kiln_metrics_start (&d->metrics, d->store, d->sink, err) < 0)
+                return -1;
         if (kiln_runner_start (&d->runner, &ro, err) < 0)
                 return -1;
-        ao = (kiln_api_opts){ .store = d->store, .runner = d->runner, .token = d->token };
+        kiln_metrics_set_runner (d->metrics, d->runner);
+        ao = (kiln_api_opts){
+                .store = d->store, .runner = d->runner, .metrics = d->metrics, .token = d->token
+        };
         kiln_api_new (&d->api, &ao);
         kiln_api_handlers (d->api, &ho.handlers);
+        ho.observe = kiln_metrics_observe_http;
+        ho.observe_data = d->metrics;
         if (kiln_http_start (&d->http, &ho, err) < 0)
                 return -1;
-        kiln_info ("kiln serve: listening on %s, data in %s, %lld builds at a time", o->listen,
-                   data_dir, (long long) o->max_concurrent);
+        kiln_info ("kiln serve: listening on %s%s%s%s%s, data in %s, %lld builds at a time",
+                   o->listen ? o->listen : "", o->tls_cert ? " (https)" : "",
+                   o->listen && o->unix_path ? " and " : "", o->unix_path ? "unix:" : "",
+                   o->unix_path ? o->unix_path : "", data_dir, (long long) o->max_concurrent);
         return 0;
 }
 
@@ -242,6 +301,11 @@ stop (daemon_parts *d, int64_t grace_ms)
         kiln_http_quiesce (d->http);
         if (d->runner)
                 kiln_runner_stop (d->runner, grace_ms);
+        if (d->metrics)
+                kiln_metrics_set_runner (d->metrics, NULL);
+        /* The events of the last statuses go out before the sink stops. */
+        kiln_metrics_stop (d->metrics);
+        kiln_events_sink_stop (d->sink, SINK_DRAIN_MS);
         if (d->store)
                 kiln_store_shutdown (d->store);
         kiln_http_stop (d->http);
@@ -300,7 +364,7 @@ const kiln_command kiln_cmd_serve = {
         "records in SQLite under --data-dir.  Every request but /healthz and\n"
         "/readyz needs `Authorization: Bearer TOKEN`.  SIGTERM stops accepting\n"
         "connections, lets running builds finish for --shutdown-grace, then\n"
-        "stops them.  See docs/api.md.\n"
+        "stops them.  GET /metrics gives Prometheus metrics.  See docs/api.md.\n"
         "\n"
         "Options:\n"
         "      --listen ADDR:PORT    where to listen (default 127.0.0.1:8080)\n"
@@ -317,5 +381,13 @@ const kiln_command kiln_cmd_serve = {
         "      --event-history N     watch events kept for reconnecting clients\n"
         "                            (default 10000)\n"
         "      --max-body SIZE       the largest request body (default 8M)\n"
+        "      --tls-cert F, --tls-key F\n"
+        "                            serve HTTPS on --listen with this PEM certificate\n"
+        "                            (chain) and key; both or neither\n"
+        "      --unix PATH           listen on a Unix socket too (plain HTTP, mode 0600,\n"
+        "                            removed at exit); without --listen, only there\n"
+        "      --events-sink URL     POST a CloudEvent (binary mode, type\n"
+        "                            dev.kiln.buildrun.finished) for each BuildRun that\n"
+        "                            finishes\n"
         "\n" KILN_GLOBAL_HELP,
 };

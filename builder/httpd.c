@@ -9,11 +9,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kiln/buf.h"
 #include "kiln/cleanup.h"
+#include "kiln/digest.h"
 #include "kiln/httpd.h"
 #include "kiln/log.h"
 
@@ -23,9 +26,15 @@
 /* Request line and headers must fit in this (MHD answers 431 otherwise). */
 #define CONNECTION_MEMORY (64 * 1024)
 
+#define TLS_FILE_MAX ((size_t) 1 << 20)
+
 struct kiln_http_server {
-        struct MHD_Daemon *d;
+        struct MHD_Daemon *d;      /* the TCP listener */
+        struct MHD_Daemon *d_unix; /* the Unix socket listener */
         kiln_http_opts o;
+        char *unix_path;
+        char *cert_pem, *key_pem;
+        char id_prefix[16]; /* random per start: ids stay unique across restarts */
         atomic_ullong next_id;
 };
 
@@ -33,7 +42,7 @@ struct kiln_http_request {
         struct MHD_Connection *conn;
         const char *method;
         const char *path;
-        char id[24];
+        char id[40];
         kiln_buf body;
         bool have_body;
         bool too_large;
@@ -253,8 +262,8 @@ on_request (void *cls, struct MHD_Connection *conn, const char *url, const char 
                 req->method = method;
                 req->path = url;
                 clock_gettime (CLOCK_MONOTONIC, &req->start);
-                snprintf (req->id, sizeof req->id, "r%llu",
-                          (unsigned long long) atomic_fetch_add (&s->next_id, 1));
+                snprintf (req->id, sizeof req->id, "%s-%llu", s->id_prefix,
+                          (unsigned long long) atomic_fetch_add (&s->next_id, 1) + 1);
                 kiln_buf_init (&req->body, s->o.max_body);
                 *con_cls = req;
                 return first_call (s, req);
@@ -280,25 +289,28 @@ static void
 on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
               enum MHD_RequestTerminationCode toe)
 {
+        kiln_http_server *s = cls;
         kiln_http_request *req = *con_cls;
         struct timespec end;
         double ms;
 
-        (void) cls;
         (void) conn;
         if (req == NULL)
                 return;
         clock_gettime (CLOCK_MONOTONIC, &end);
         ms = (double) (end.tv_sec - req->start.tv_sec) * 1e3
              + (double) (end.tv_nsec - req->start.tv_nsec) / 1e6;
+        if (s->o.observe)
+                s->o.observe (s->o.observe_data, req->method, req->status, ms);
         {
-                char status[16], dur[32];
-                snprintf (status, sizeof status, "%d", req->status);
-                snprintf (dur, sizeof dur, "%.1f", ms);
+                char code[16], dur[32];
+                snprintf (code, sizeof code, "%d", req->status);
+                snprintf (dur, sizeof dur, "%.3f", ms);
                 const char *fields[]
-                    = { "request", req->id, "method", req->method, "path", req->path,
-                        "status",  status,  "ms",     dur,         NULL };
-                /* Never the body or the query: they may carry secrets. */
+                    = { "request_id", req->id, "method",      req->method, "path", req->path,
+                        "code",       code,    "duration_ms", dur,         NULL };
+                /* Never the body, the headers or the query: they may carry
+                 * tokens and secrets. */
                 kiln_log_fields (KILN_LOG_INFO, fields, "%s %s %d%s", req->method, req->path,
                                  req->status,
                                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
@@ -308,6 +320,10 @@ on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
+/* What GnuTLS said, through libmicrohttpd, in this thread: why a TLS
+ * start failed ("...: The certificate and the given key do not match."). */
+static __thread char mhd_tls_why[256];
+
 static void
 mhd_log (void *cls, const char *fmt, va_list ap)
 {
@@ -316,6 +332,11 @@ mhd_log (void *cls, const char *fmt, va_list ap)
         (void) cls;
         vsnprintf (line, sizeof line, fmt, ap);
         line[strcspn (line, "\n")] = '\0';
+        if (strstr (line, "GnuTLS") && mhd_tls_why[0] == '\0') {
+                const char *colon = strstr (line, ": ");
+                kiln_strlcpy (mhd_tls_why, colon ? colon + 2 : line, sizeof mhd_tls_why);
+                mhd_tls_why[strcspn (mhd_tls_why, ".")] = '\0';
+        }
         kiln_debug ("http: %s", line);
 }
 
@@ -387,51 +408,188 @@ resolve_listen (any_addr *a, bool *v6, const char *listen, kiln_error **err)
                                  "listen address `%s`: `%s` is not an IP address", listen, host);
 }
 
+/* A path that exists is taken over only when it is a socket nobody
+ * answers on (left by a daemon that died). */
+static int
+clear_stale_socket (const char *path, kiln_error **err)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        struct stat st;
+        cleanup_close int fd = -1;
+
+        if (lstat (path, &st) < 0)
+                return errno == ENOENT ? 0 : kiln_error_makec (err, KILN_E_IO, errno, "`%s`", path);
+        if (!S_ISSOCK (st.st_mode))
+                return kiln_error_makec (err, KILN_E_INVALID, 0,
+                                         "--unix `%s`: exists and is not a socket", path);
+        kiln_strlcpy (a.sun_path, path, sizeof a.sun_path);
+        fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect (fd, (struct sockaddr *) &a, sizeof a) == 0)
+                return kiln_error_makec (err, KILN_E_CONFLICT, 0,
+                                         "--unix `%s`: another server is listening there", path);
+        if (unlink (path) < 0)
+                return kiln_error_makec (err, KILN_E_IO, errno, "remove stale socket `%s`", path);
+        return 0;
+}
+
+static int
+unix_listen (int *out, const char *path, kiln_error **err)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        cleanup_close int fd = -1;
+
+        if (strlen (path) >= sizeof a.sun_path)
+                return kiln_error_makec (err, KILN_E_INVALID, 0,
+                                         "--unix `%s`: the path is longer than %zu bytes", path,
+                                         sizeof a.sun_path - 1);
+        if (clear_stale_socket (path, err) < 0)
+                return -1;
+        kiln_strlcpy (a.sun_path, path, sizeof a.sun_path);
+        fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind (fd, (struct sockaddr *) &a, sizeof a) < 0)
+                return kiln_error_makec (err, KILN_E_IO, errno, "--unix `%s`", path);
+        if (chmod (path, 0600) < 0 || listen (fd, 128) < 0) {
+                int e = errno;
+                unlink (path);
+                return kiln_error_makec (err, KILN_E_IO, e, "--unix `%s`", path);
+        }
+        *out = kiln_steal_fd (&fd);
+        return 0;
+}
+
+static int
+load_tls (kiln_http_server *s, const kiln_http_opts *o, kiln_error **err)
+{
+        size_t len;
+
+        if (o->tls_cert == NULL)
+                return 0;
+        if (!MHD_is_feature_supported (MHD_FEATURE_TLS))
+                return kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
+                                         "--tls-cert: this libmicrohttpd has no TLS support");
+        if (kiln_read_file (&s->cert_pem, &len, o->tls_cert, TLS_FILE_MAX, err) < 0)
+                return kiln_error_wrap (err, "--tls-cert");
+        if (kiln_read_file (&s->key_pem, &len, o->tls_key, TLS_FILE_MAX, err) < 0)
+                return kiln_error_wrap (err, "--tls-key");
+        if (strstr (s->cert_pem, "-----BEGIN CERTIFICATE-----") == NULL)
+                return kiln_error_makec (err, KILN_E_INVALID, 0,
+                                         "--tls-cert `%s`: not a PEM certificate", o->tls_cert);
+        if (strstr (s->key_pem, "PRIVATE KEY-----") == NULL)
+                return kiln_error_makec (err, KILN_E_INVALID, 0,
+                                         "--tls-key `%s`: not a PEM private key", o->tls_key);
+        return 0;
+}
+
+/* The logger first, so that MHD says nothing on stderr itself. */
+#define COMMON_OPTIONS(s)                                                                          \
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, (s), \
+            MHD_OPTION_CONNECTION_TIMEOUT, (s)->o.timeout_s, MHD_OPTION_CONNECTION_LIMIT,          \
+            (s)->o.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY
+
+static const unsigned BASE_FLAGS = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
+                                   | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+
+static int
+start_tcp (kiln_http_server *s, kiln_error **err)
+{
+        any_addr addr;
+        bool v6 = false;
+        unsigned flags = BASE_FLAGS;
+
+        if (resolve_listen (&addr, &v6, s->o.listen, err) < 0)
+                return -1;
+        if (v6)
+                flags |= MHD_USE_IPv6;
+        mhd_tls_why[0] = '\0';
+        if (s->cert_pem)
+                s->d = MHD_start_daemon (flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s,
+                                         MHD_OPTION_SOCK_ADDR, &addr.sa, COMMON_OPTIONS (s),
+                                         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+                                         MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
+                                         MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_END);
+        else
+                s->d = MHD_start_daemon (flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                                         &addr.sa, COMMON_OPTIONS (s),
+                                         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
+        if (s->d != NULL)
+                return 0;
+        if (s->cert_pem && mhd_tls_why[0])
+                return kiln_error_makec (err, KILN_E_INVALID, 0,
+                                         "--tls-cert `%s`, --tls-key `%s`: %s", s->o.tls_cert,
+                                         s->o.tls_key, mhd_tls_why);
+        return kiln_error_makec (err, KILN_E_IO, errno, "listen on `%s`", s->o.listen);
+}
+
+static int
+start_unix (kiln_http_server *s, kiln_error **err)
+{
+        int fd = -1;
+
+        if (unix_listen (&fd, s->o.unix_path, err) < 0)
+                return -1;
+        s->unix_path = kiln_strdup (s->o.unix_path);
+        s->d_unix
+            = MHD_start_daemon (BASE_FLAGS, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET,
+                                fd, COMMON_OPTIONS (s), MHD_OPTION_END);
+        if (s->d_unix == NULL) {
+                close (fd);
+                return kiln_error_makec (err, KILN_E_IO, errno, "listen on `%s`", s->unix_path);
+        }
+        return 0;
+}
+
 int
 kiln_http_start (kiln_http_server **out, const kiln_http_opts *opts, kiln_error **err)
 {
-        kiln_http_server *s;
-        any_addr addr;
-        bool v6 = false;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
-                         | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        kiln_http_server *s = kiln_calloc (1, sizeof (*s));
+        unsigned char raw[4];
 
-        if (resolve_listen (&addr, &v6, opts->listen, err) < 0)
-                return -1;
-        s = kiln_calloc (1, sizeof (*s));
         s->o = *opts;
         s->o.max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
         s->o.timeout_s = opts->timeout_s ? opts->timeout_s : DEFAULT_TIMEOUT_S;
         s->o.max_connections
             = opts->max_connections ? opts->max_connections : DEFAULT_MAX_CONNECTIONS;
-        if (v6)
-                flags |= MHD_USE_IPv6;
-        s->d = MHD_start_daemon (flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                                 &addr.sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, s->o.timeout_s,
-                                 MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
-                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
-                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
-        if (s->d == NULL) {
-                free (s);
-                return kiln_error_makec (err, KILN_E_IO, errno, "listen on `%s`", opts->listen);
+        if (kiln_random_bytes (raw, sizeof raw, NULL) < 0)
+                memset (raw, 0, sizeof raw);
+        snprintf (s->id_prefix, sizeof s->id_prefix, "%02x%02x%02x%02x", raw[0], raw[1], raw[2],
+                  raw[3]);
+        if (load_tls (s, opts, err) < 0 || (opts->listen && start_tcp (s, err) < 0)
+            || (opts->unix_path && start_unix (s, err) < 0)) {
+                kiln_http_stop (s);
+                return -1;
         }
         *out = s;
         return 0;
 }
 
-void
-kiln_http_quiesce (kiln_http_server *s)
+static void
+quiesce_one (struct MHD_Daemon *d)
 {
         MHD_socket fd;
 
-        if (s == NULL || s->d == NULL)
+        if (d == NULL)
                 return;
         /* The listening socket is handed back to be closed here. */
-        fd = MHD_quiesce_daemon (s->d);
+        fd = MHD_quiesce_daemon (d);
         if (fd != MHD_INVALID_SOCKET)
                 close (fd);
+}
+
+void
+kiln_http_quiesce (kiln_http_server *s)
+{
+        if (s == NULL)
+                return;
+        quiesce_one (s->d);
+        quiesce_one (s->d_unix);
+}
+
+static void
+free_secret (char *p)
+{
+        if (p)
+                explicit_bzero (p, strlen (p));
+        free (p);
 }
 
 void
@@ -441,5 +599,12 @@ kiln_http_stop (kiln_http_server *s)
                 return;
         if (s->d)
                 MHD_stop_daemon (s->d);
+        if (s->d_unix)
+                MHD_stop_daemon (s->d_unix);
+        if (s->unix_path)
+                unlink (s->unix_path);
+        free (s->unix_path);
+        free (s->cert_pem);
+        free_secret (s->key_pem);
         free (s);
 }

@@ -15,6 +15,7 @@
 #include "kiln/digest.h"
 #include "kiln/log.h"
 #include "kiln/serve.h"
+#include "kiln/serve_metrics.h"
 
 #define MAX_SEGMENTS 10
 #define DEFAULT_BODY_MAX ((size_t) 8 << 20)
@@ -22,6 +23,7 @@
 struct kiln_api {
         kiln_store *store;
         kiln_runner *runner;
+        kiln_metrics *metrics;
         char *token;
 };
 
@@ -1279,6 +1281,14 @@ handle (void *data, const kiln_http_request *req, kiln_http_response *resp)
         }
         if (strcmp (kiln_http_method (req), "GET") == 0 && discovery (resp, path))
                 return;
+        if (api->metrics && strcmp (path, "/metrics") == 0) {
+                if (strcmp (kiln_http_method (req), "GET") == 0)
+                        kiln_metrics_respond (api->metrics, resp);
+                else
+                        kiln_api_status (resp, 405, "MethodNotAllowed",
+                                         "the server does not allow this method on /metrics");
+                return;
+        }
         if (kiln_strlcpy (buf, path, sizeof buf) >= sizeof buf) {
                 kiln_api_status (resp, 414, "RequestURITooLong", "the path is too long");
                 return;
@@ -1341,6 +1351,7 @@ kiln_api_new (kiln_api **out, const kiln_api_opts *opts)
 
         api->store = opts->store;
         api->runner = opts->runner;
+        api->metrics = opts->metrics;
         api->token = kiln_strdup (opts->token);
         *out = api;
 }

@@ -139,6 +139,22 @@ kiln_runner_cancel (kiln_runner *r, const char *ns, const char *name)
         return found;
 }
 
+static unsigned running_count_locked (kiln_runner *r);
+
+void
+kiln_runner_counts (kiln_runner *r, unsigned *queued, unsigned *running)
+{
+        unsigned q = 0;
+
+        pthread_mutex_lock (&r->lock);
+        for (size_t i = 0; i < r->n_queues; i++)
+                for (job *j = r->queues[i].head; j; j = j->next)
+                        q++;
+        *running = running_count_locked (r);
+        pthread_mutex_unlock (&r->lock);
+        *queued = q;
+}
+
 char *
 kiln_runner_log_path (kiln_runner *r, const char *uid)
 {

@@ -66,16 +66,27 @@ typedef struct kiln_http_handlers {
         void *data;
 } kiln_http_handlers;
 
+/* Called once per finished request (from its connection's thread) with
+ * the method, the status sent (0 when none was) and the time taken. */
+typedef void (*kiln_http_observe_fn) (void *data, const char *method, int status, double ms);
+
 typedef struct kiln_http_opts {
-        const char *listen;       /* "ADDR:PORT" or "[V6ADDR]:PORT" */
+        const char *listen;       /* "ADDR:PORT" or "[V6ADDR]:PORT"; NULL: none */
+        const char *unix_path;    /* a Unix socket to listen on too; NULL: none */
+        const char *tls_cert;     /* PEM files: the TCP listener speaks HTTPS */
+        const char *tls_key;      /* (both or neither) */
         size_t max_body;          /* 0: 8 MiB */
         unsigned timeout_s;       /* idle connection timeout; 0: 30 */
         unsigned max_connections; /* 0: 256 */
         kiln_http_handlers handlers;
+        kiln_http_observe_fn observe; /* may be NULL */
+        void *observe_data;
 } kiln_http_opts;
 
-/* Binds and starts serving.  KILN_E_INVALID for a bad address,
- * KILN_E_IO when the address cannot be bound. */
+/* Binds and starts serving on listen and/or unix_path.  KILN_E_INVALID
+ * for a bad address, a bad certificate or key, or a unix_path that exists
+ * and is not a stale socket; KILN_E_IO when the address cannot be bound.
+ * The Unix socket is made mode 0600 and removed by kiln_http_stop. */
 int kiln_http_start (kiln_http_server **out, const kiln_http_opts *opts, kiln_error **err);
 
 /* Stops accepting new connections; requests in flight go on. */

@@ -260,4 +260,14 @@ char *kiln_url_add_query (const char *url, const char *name, const char *value);
 /* The "host[:port]" of an absolute URL, or NULL; caller frees. */
 char *kiln_url_host (const char *url);
 
+/* ---- a plain POST (registry/post.c) ---- */
+
+/* One HTTP(S) POST of len bytes of body to url with extra headers
+ * ("Name: value", NULL-terminated; may be NULL), no auth, no redirects,
+ * no retries; the answer's body is dropped.  *status gets the HTTP status
+ * of any answer; KILN_E_NETWORK when none came (connection, TLS, timeout
+ * after timeout_ms). */
+int kiln_registry_post (long *status, const char *url, const char *const *headers, const void *body,
+                        size_t len, long timeout_ms, kiln_error **err);
+
 #endif

@@ -246,6 +246,9 @@ void kiln_runner_enqueue (kiln_runner *r, const char *ns, const char *name);
  * Returns false when it is not running. */
 bool kiln_runner_cancel (kiln_runner *r, const char *ns, const char *name);
 
+/* How many BuildRuns wait in the queue and how many run now. */
+void kiln_runner_counts (kiln_runner *r, unsigned *queued, unsigned *running);
+
 /* The log file of a BuildRun (by uid); the caller frees it. */
 char *kiln_runner_log_path (kiln_runner *r, const char *uid);
 
@@ -260,7 +263,8 @@ typedef struct kiln_api kiln_api;
 typedef struct kiln_api_opts {
         kiln_store *store;
         kiln_runner *runner;
-        const char *token; /* required bearer token; NULL: none (tests) */
+        struct kiln_metrics *metrics; /* serves /metrics; NULL: 404 */
+        const char *token;            /* required bearer token; NULL: none (tests) */
 } kiln_api_opts;
 
 void kiln_api_new (kiln_api **out, const kiln_api_opts *opts);
