@@ -126,9 +126,10 @@ pull_into (kiln_step_image *out, kiln_registry *reg, const kiln_reference *ref,
                 kiln_warn ("%s", kiln_error_msg (e));
                 kiln_error_free (e);
         }
-        if (r < 0)
+        if (r < 0 || load_cached (out, dir, err) < 0)
                 return -1;
-        return load_cached (out, dir, err) < 0 ? -1 : (out->cached = false, 0);
+        out->cached = false;
+        return 0;
 }
 
 int
@@ -574,7 +575,8 @@ build_run (char ***bw, char ***env, const kiln_image_step *s, const kiln_step_im
         *bw = push3 (*bw, "--bind", home, KILN_STEP_HOME);
         if (s->docker_config)
                 *bw = push3 (*bw, "--ro-bind", s->docker_config, KILN_STEP_DOCKER_CONFIG);
-        qsort (m.v, m.n, sizeof (*m.v), mount_depth);
+        if (m.n > 1)
+                qsort (m.v, m.n, sizeof (*m.v), mount_depth);
         for (size_t i = 0; i < m.n; i++)
                 *bw = push3 (*bw, m.v[i].ro ? "--ro-bind" : "--bind", m.v[i].host, m.v[i].dest);
         *bw = push3 (*bw, "--chdir", cwd, NULL);

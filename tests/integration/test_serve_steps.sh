@@ -166,6 +166,18 @@ check_eq "no bwrap of the run is left" 0 "$(run_procs)"
 check_eq "no process of the step is left" 0 "$(pgrep -f 'sleep 3171' | wc -l)"
 check "its work dir is removed" test ! -e "$SERVE_DATA/runs/$uid"
 
+# ---- a timeout stops it too ----
+api POST "$(ns_path dev buildruns)" '{"metadata":{"name":"slow-2"},"spec":{"build":{"name":"slow"},"timeout":"4s"}}'
+api GET "$(ns_path dev buildruns slow-2)"
+uid=$(j 'd["metadata"]["uid"]')
+start=$(date +%s%N)
+check_eq "timeout 4s: BuildRunTimeout" BuildRunTimeout "$(wait_done dev slow-2 20)"
+ms=$((($(date +%s%N) - start) / 1000000))
+check "... within 4 s + 5 s (${ms} ms)" test "$ms" -lt 9000
+check "... after the step started" grep -qF "[step-only] started" "$SERVE_DATA/logs/$uid.log"
+check_eq "no bwrap of the timed-out run is left" 0 "$(run_procs)"
+check_eq "no process of its step is left" 0 "$(pgrep -f 'sleep 3171' | wc -l)"
+
 stop_serve
 check "no sanitizer report in the daemon's log" bash -c "! grep -q Sanitizer '$SERVE_LOG'"
 finish
