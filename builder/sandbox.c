@@ -128,6 +128,12 @@ kiln_sandbox_available (void)
         return bwrap_works;
 }
 
+const char *
+kiln_sandbox_bwrap_path (void)
+{
+        return kiln_sandbox_available () ? bwrap_path : NULL;
+}
+
 static void
 warn_unsandboxed (void)
 {

@@ -356,7 +356,7 @@ map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials)
         fail_run (f, "Failed", "buildrun step step-source-default failed: %s", msg);
         f->fail_reason = kiln_strdup (reason);
         f->fail_message = kiln_strdup (msg);
-        f->fail_container = "step-source-default";
+        f->fail_container = kiln_strdup ("step-source-default");
 }
 
 static int
@@ -508,7 +508,54 @@ step_failed (run_ctx *c, const char *container, const kiln_step_run *sr)
                   sr->last_stderr ? ": " : "", sr->last_stderr ? sr->last_stderr : "");
         c->f->fail_reason = reason;
         c->f->fail_message = message ? message : kiln_strdup (sr->last_stderr);
-        c->f->fail_container = container;
+        c->f->fail_container = kiln_strdup (container);
+}
+
+static bool
+is_kiln_image (const char *image)
+{
+        return image == NULL || strcmp (image, "kiln") == 0 || kiln_str_has_prefix (image, "kiln:");
+}
+
+/* A step of another image: pulled, and run under bubblewrap. */
+static int
+run_image_step (run_ctx *c, const json_t *step, const char *container, const char *marker)
+{
+        const char *push = spec_str (c->res->effective, "output", "pushSecret", NULL);
+        cleanup_free char *cache = kiln_strdup_printf ("%s/step-images", c->o->data_dir);
+        cleanup_free char *docker = kiln_strdup_printf ("%s/secrets/docker", c->work);
+        kiln_image_step is = { .step = step,
+                               .strategy = c->res->strategy,
+                               .build_env = json_object_get (c->res->effective, "env"),
+                               .params = c->params,
+                               .work = c->work,
+                               .source_root = c->source_root,
+                               .results = c->results,
+                               .docker_config = push && *push ? docker : NULL,
+                               .cache_dir = cache,
+                               .marker = marker,
+                               .log_fd = c->log_fd,
+                               .prefix = container,
+                               .stop = c->o->stop };
+        kiln_step_run sr = { 0 };
+        kiln_error *err = NULL;
+
+        if (kiln_image_step_run (&sr, &is, &err) < 0) {
+                if (!*c->o->stop) {
+                        log_line (c, "[%s] %s", container, kiln_error_msg (err));
+                        fail_run (c->f, "Failed", "%s", kiln_error_msg (err));
+                }
+                kiln_error_free (err);
+                return -1;
+        }
+        if (sr.stopped) {
+                kiln_step_run_clear (&sr);
+                return -1;
+        }
+        if (sr.exit_code != 0)
+                step_failed (c, container, &sr);
+        kiln_step_run_clear (&sr);
+        return c->f->reason ? -1 : 0;
 }
 
 static int
@@ -527,10 +574,12 @@ run_step (run_ctx *c, const json_t *step)
         kiln_step_expand_list (&argv, json_object_get (step, "command"), c->params, c->results);
         kiln_step_expand_list (&argv, json_object_get (step, "args"), c->params, c->results);
         if (argv[0] == NULL || !is_kiln_command (argv[0])) {
-                fail_run (c->f, "StepNotSupported",
-                          "step %s: only steps whose command is kiln can run yet (image %s)", name,
-                          json_string_value (json_object_get (step, "image")) ?: "(none)");
-                return -1;
+                if (is_kiln_image (json_string_value (json_object_get (step, "image")))) {
+                        fail_run (c->f, "StepNotSupported",
+                                  "step %s: the kiln image runs only kiln commands", name);
+                        return -1;
+                }
+                return run_image_step (c, step, container, marker);
         }
         free (argv[0]);
         argv[0] = kiln_strdup (c->o->kiln_path);
@@ -623,7 +672,7 @@ process_output (run_ctx *c)
                 fail_run (c->f, "Failed", "buildrun step %s failed: %s", container,
                           kiln_error_msg (err));
                 c->f->fail_message = kiln_strdup (kiln_error_msg (err));
-                c->f->fail_container = container;
+                c->f->fail_container = kiln_strdup (container);
                 kiln_error_free (err);
                 return;
         }
@@ -761,6 +810,7 @@ kiln_run_result_clear (kiln_run_result *f)
         free (f->message);
         free (f->fail_reason);
         free (f->fail_message);
+        free (f->fail_container);
         free (f->digest);
         kiln_source_clear (&f->src);
         memset (f, 0, sizeof (*f));

@@ -305,6 +305,7 @@ run_job (kiln_runner *r, job *j, const kiln_resolved *res, const char *uid, int6
                             .work_dir = work,
                             .log_path = log_path,
                             .kiln_path = r->kiln_path,
+                            .data_dir = r->data_dir,
                             .res = res,
                             .stop = &j->stop,
                             .created = created };

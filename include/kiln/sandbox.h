@@ -94,6 +94,9 @@ void kiln_sandbox_result_clear (kiln_sandbox_result *r);
  * namespaces); probed once per process. */
 bool kiln_sandbox_available (void);
 
+/* The bwrap program kiln_sandbox_available found usable, or NULL; static. */
+const char *kiln_sandbox_bwrap_path (void);
+
 /* Formats a duration in ms as "10s", "1500ms", "2m". */
 void kiln_sandbox_format_duration (char *buf, size_t size, int64_t ms);
 

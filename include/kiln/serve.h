@@ -24,6 +24,7 @@
 
 #include "error.h"
 #include "httpd.h"
+#include "image.h"
 #include "source.h"
 #include "store.h"
 
@@ -187,6 +188,55 @@ int kiln_output_step_argv (char ***argv, bool *optional, const kiln_output_plan 
  * timestamps); -1 when s is not one. */
 int64_t kiln_rfc3339_parse (const char *s);
 
+/* ---- steps that run an image (serve_image.c) ---- */
+
+/* Where an image step's files are inside its sandbox. */
+#define KILN_STEP_SOURCE_ROOT "/workspace/source"
+#define KILN_STEP_RESULTS_DIR "/tekton/results"
+#define KILN_STEP_HOME "/tekton/home"
+#define KILN_STEP_DOCKER_CONFIG "/tekton/creds/docker"
+
+/* A step's image, unpacked: DIR/<digest>/rootfs and DIR/<digest>/config.json,
+ * keyed by the digest its reference resolves to (the manifest, or the
+ * index it names), made once (extracted beside, then renamed) and reused. */
+typedef struct kiln_step_image {
+        char digest[KILN_DIGEST_MAX];
+        char *rootfs;              /* owned */
+        kiln_image_config *config; /* owned */
+        bool cached;               /* found unpacked already */
+} kiln_step_image;
+
+/* Resolves `image` with kiln's registry client and unpacks it into
+ * cache_dir (made 0700) unless it is there.  stop, when raised between
+ * layers, ends it with KILN_E_CANCELED. */
+int kiln_step_image_get (kiln_step_image *out, const char *cache_dir, const char *image,
+                         volatile sig_atomic_t *stop, kiln_error **err);
+void kiln_step_image_clear (kiln_step_image *img);
+
+/* What an image step runs with. */
+typedef struct kiln_image_step {
+        const json_t *step;        /* the strategy's step */
+        const json_t *strategy;    /* its volumes and securityContext */
+        const json_t *build_env;   /* the Build's env list, or NULL */
+        const json_t *params;      /* with host paths; mapped to the sandbox's here */
+        const char *work;          /* the run's work dir: volumes/ and home/ go here */
+        const char *source_root;   /* host path of /workspace/source */
+        const char *results;       /* host path of /tekton/results */
+        const char *docker_config; /* host dir of the push secret, or NULL */
+        const char *cache_dir;     /* DATA/step-images */
+        const char *marker;        /* "KILN_BUILDRUN=uid": on bwrap, not in the step */
+        int log_fd;
+        const char *prefix; /* "step-NAME" */
+        volatile sig_atomic_t *stop;
+} kiln_image_step;
+
+/* Pulls the step's image (cached) and runs the step under bubblewrap with
+ * Kubernetes' rules for command, args, env, workingDir, volumeMounts and
+ * runAsUser/runAsGroup.  -1 when it could not start (one line naming the
+ * step and the image); otherwise 0 with *out filled as kiln_step_exec does
+ * (release with kiln_step_run_clear). */
+int kiln_image_step_run (kiln_step_run *out, const kiln_image_step *s, kiln_error **err);
+
 /* ---- one run (serve_run.c) ---- */
 
 /* Why a run's stop flag was raised. */
@@ -200,6 +250,7 @@ typedef struct kiln_run_opts {
         const char *work_dir;  /* made here, removed at the end */
         const char *log_path;  /* appended to */
         const char *kiln_path; /* what a step's `kiln` runs */
+        const char *data_dir;  /* step-images/ (the image cache) goes here */
         const kiln_resolved *res;
         volatile sig_atomic_t *stop; /* a KILN_RUN_STOP_* value stops the run */
         int64_t created;             /* metadata.creationTimestamp (BuildTimestamp); < 0: unknown */
@@ -212,8 +263,8 @@ typedef struct kiln_run_result {
         char *message;
         char *fail_reason; /* failureDetails, or NULL */
         char *fail_message;
-        const char *fail_container; /* static */
-        char *digest;               /* status.output, or NULL */
+        char *fail_container; /* owned */
+        char *digest;         /* status.output, or NULL */
         int64_t size;
         kiln_source src; /* the commit, when known */
 } kiln_run_result;
