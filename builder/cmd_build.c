@@ -1063,6 +1063,8 @@ report (build *b, kiln_error **err)
                 kiln_json_set_str (j, "commit", b->src.commit);
                 kiln_json_set_str (j, "author", b->src.author);
                 kiln_json_set_str (j, "branch", b->src.branch);
+                if (b->src.commit_time >= 0 && b->src.commit)
+                        kiln_json_set_i64 (j, "commitTime", b->src.commit_time);
                 if (kiln_json_format (&s, j, err) < 0)
                         return -1;
                 printf ("%s\n", s);

@@ -492,6 +492,9 @@ take_build_report (run_ctx *c, const char *tail)
                         if (v && *slots[i] == NULL)
                                 *slots[i] = kiln_strdup (v);
                 }
+        json_t *t = json_object_get (j, "commitTime");
+        if (json_is_integer (t) && c->f->src.commit_time <= 0)
+                c->f->src.commit_time = json_integer_value (t);
         const char *digest = json_string_value (json_object_get (j, "digest"));
         if (digest && c->f->digest == NULL)
                 c->f->digest = kiln_strdup (digest);

@@ -131,6 +131,9 @@ EOF
         check_eq "kiln-buildpacks builds a Go function" Succeeded "$(wait_done dev gofn-1 120)"
         check_eq "its digest is skopeo's" "$(j 'd["status"]["output"]["digest"]')" \
                 "$(skopeo inspect --tls-verify=false "docker://$REG/dev/gofn:latest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')"
+        check_eq "its source timestamp is the commit's, from kiln build's report" \
+                "$(date -u -d "@$(git -C "$WORK/gofn" log -1 --format=%ct)" +%Y-%m-%dT%H:%M:%SZ)" \
+                "$(j 'd["status"]["source"]["timestamp"]')"
 else
         fail "kiln build is missing from this binary: the kiln-buildpacks strategy cannot run"
 fi
