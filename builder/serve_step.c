@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -247,6 +248,9 @@ child (const kiln_step_run *run, int out_fd, int err_fd, int report_fd)
                 goto fail;
         if (run->cwd && chdir (run->cwd) < 0)
                 goto fail;
+        /* The daemon's own files are private (umask 077); a step makes files
+         * as a container would. */
+        umask (022);
 #ifdef SYS_close_range
         syscall (SYS_close_range, 3U, (unsigned) report_fd - 1, 0U);
         syscall (SYS_close_range, (unsigned) report_fd + 1, ~0U, 0U);

@@ -1,5 +1,6 @@
 /* kiln: source fetching with libgit2 (see include/kiln/source.h). */
 #include <errno.h>
+#include <ftw.h>
 #include <git2.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -454,6 +455,31 @@ checkout_commit (git_repository *repo, const git_oid *oid, const char *branch, c
         return 0;
 }
 
+/* git records a file as executable or not, nothing more: the checkout's
+ * modes are made 0755/0644 (directories 0755) whatever the umask of the
+ * process that cloned (kiln serve runs with 077), so the same commit gives
+ * the same layers wherever it is built, and an image's files are readable
+ * by the non-root user it runs as. */
+static int
+normalise_mode (const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+        if (type == FTW_D && ftw->level == 1 && strcmp (path + ftw->base, ".git") == 0)
+                return FTW_SKIP_SUBTREE;
+        if (type == FTW_D || type == FTW_DP)
+                chmod (path, 0755);
+        else if (type == FTW_F)
+                chmod (path, (st->st_mode & S_IXUSR) ? 0755 : 0644);
+        return FTW_CONTINUE;
+}
+
+static int
+normalise_modes (const char *dir, kiln_error **err)
+{
+        if (nftw (dir, normalise_mode, 32, FTW_PHYS | FTW_ACTIONRETVAL) != 0)
+                return kiln_error_make (err, errno, "set the modes of `%s`", dir);
+        return 0;
+}
+
 static int
 prepare_work_dir (const char *dir, kiln_error **err)
 {
@@ -523,6 +549,8 @@ clone_repo (kiln_source *out, const kiln_source_opts *o, const char *url, kiln_e
                 if (git_reference_is_branch (head))
                         out->branch = kiln_strdup (git_reference_shorthand (head));
         }
+        if (normalise_modes (o->work_dir, err) < 0)
+                return -1;
         return record_commit (out, repo, &oid, err);
 }
 

@@ -59,6 +59,9 @@ skopeo copy -q --src-tls-verify=false "docker://$REG/dev/hello:latest" "oci:$WOR
 umoci unpack --rootless --image "$WORK/img:hello" "$WORK/bundle" >/dev/null 2>&1
 check_eq "the image holds the source's context dir at /workspace" "hello from git" \
         "$(cat "$WORK/bundle/rootfs/workspace/hello.txt")"
+# kiln serve makes its own files private (umask 077); the clone must not be.
+check_eq "its files have git's modes, not the daemon's umask" "644 755 755" \
+        "$(stat -c %a "$WORK/bundle/rootfs/workspace/hello.txt" "$WORK/bundle/rootfs/workspace/bin/busybox" "$WORK/bundle/rootfs/workspace/bin" | tr '\n' ' ' | sed 's/ $//')"
 skopeo inspect --config "oci:$WORK/img:hello" >"$WORK/config.json"
 check_eq "the entrypoint parameter reached the image" "hello from git" "$(run_in_root "$WORK/bundle/rootfs" "$WORK/config.json")"
 
