@@ -130,7 +130,7 @@ prepare (stmt *out, kiln_store *s, const char *sql, kiln_error **err, ...)
 static int64_t
 meta_get (kiln_store *s, const char *key)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
         int64_t v = 0;
 
         if (prepare (&q, s, "SELECT v FROM meta WHERE k = ?", NULL, key, NULL) < 0)
@@ -143,7 +143,7 @@ meta_get (kiln_store *s, const char *key)
 static int
 meta_set (kiln_store *s, const char *key, int64_t v, kiln_error **err)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
 
         if (prepare (&q, s, "UPDATE meta SET v = ? WHERE k = ?", err, NULL) < 0)
                 return -1;
@@ -301,7 +301,7 @@ static int
 get_locked (json_t **out, kiln_store *s, const char *kind, const char *ns, const char *name,
             kiln_error **err)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
         int rc;
 
         if (prepare (&q, s, "SELECT doc FROM objects WHERE kind = ? AND ns = ? AND name = ?", err,
@@ -335,7 +335,7 @@ kiln_store_get (json_t **out, kiln_store *s, const char *kind, const char *ns, c
 static int
 list_locked (json_t *items, kiln_store *s, const char *kind, const char *ns, kiln_error **err)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
         int rc;
 
         if (ns)
@@ -381,7 +381,7 @@ kiln_store_list (json_t **out, int64_t *rv, kiln_store *s, const char *kind, con
 static bool
 exists_locked (kiln_store *s, const char *kind, const char *ns, const char *name)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
 
         if (prepare (&q, s, "SELECT 1 FROM objects WHERE kind = ? AND ns = ? AND name = ?", NULL,
                      kind, ns, name, NULL)
@@ -421,7 +421,7 @@ static int
 write_object (kiln_store *s, const char *sql, const char *kind, const char *ns, const char *name,
               json_t *obj, int64_t rv, kiln_error **err)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
         cleanup_free char *doc = json_dumps (obj, JSON_COMPACT | JSON_SORT_KEYS);
 
         if (doc == NULL)
@@ -444,7 +444,7 @@ static int
 log_event (kiln_store *s, const char *kind, const char *ns, const char *type, json_t *obj,
            int64_t rv, kiln_error **err)
 {
-        cleanup_stmt stmt drop = { NULL };
+        cleanup_stmt stmt drop = { .st = NULL };
         int64_t horizon = rv - (int64_t) s->history;
 
         if (strcmp (kind, "Secret") == 0)
@@ -667,7 +667,7 @@ static int
 delete_locked (json_t **out, kiln_store *s, const char *kind, const char *ns, const char *name,
                kiln_error **err)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
         json_t *old = NULL;
         int64_t rv = s->rv + 1;
         int r = 0;
@@ -709,7 +709,7 @@ static int
 events_locked (json_t *items, int64_t *last, kiln_store *s, const char *kind, const char *ns,
                int64_t since, size_t max, kiln_error **err)
 {
-        cleanup_stmt stmt q = { NULL };
+        cleanup_stmt stmt q = { .st = NULL };
         size_t n = 0;
         int rc;
 
