@@ -170,8 +170,12 @@ check_eq "kubectl delete -f" 'build.shipwright.io "hello" deleted' "$(k delete -
 check "kubectl get of a deleted Build: NotFound" \
         grep -q 'NotFound' <<<"$(k get build hello 2>&1)"
 
+# kubectl says "You must be logged in" on a 401 (1.20 adds the Status'
+# message, "Unauthorized: ...", newer ones do not).
 out=$("$KUBECTL" --kubeconfig "$WORK/kubeconfig.bad" --cache-dir "$WORK/kube-cache-bad" get builds 2>&1)
-check "kubectl with a wrong token: Unauthorized" grep -q 'Unauthorized' <<<"$out"
+check_eq "kubectl with a wrong token fails" 1 "$?"
+check "kubectl with a wrong token: Unauthorized" grep -q 'You must be logged in to the server' <<<"$out"
+check "kiln answered it 401" grep -q 'GET /api 401' "$SERVE_LOG"
 
 # ---- the Table kubectl asks for, as curl sees it ----
 
