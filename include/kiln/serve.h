@@ -4,6 +4,8 @@
  *
  *   serve_api.c       routes, verbs, Status errors, discovery
  *   serve_watch.c     ?watch=true streams and the BuildRun log
+ *   serve_view.c      what a response shows: v1alpha1, Tables, no Secret values
+ *   serve_convert.c   shipwright.io/v1alpha1 <-> v1beta1
  *   serve_patch.c     JSON merge patch (RFC 7386) and JSON patch (RFC 6902)
  *   serve_validate.c  Build and BuildRun validation, durations, names
  *   serve_yaml.c      strategy YAML (libyaml) to JSON, loading strategies/

@@ -232,6 +232,9 @@ check_eq "as v1alpha1: buildRef, serviceAccount.generate, sources[0]" \
 check_eq "as v1alpha1: the digest is skopeo's" \
         "$(skopeo inspect --tls-verify=false "docker://$REG/dev/alpha:latest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')" \
         "$(j 'd["status"]["output"]["digest"]')"
+api GET "$ALPHA/namespaces/dev/buildruns/alpha-1/status"
+check_eq "the v1alpha1 status subresource: sources, failedAt absent" "shipwright.io/v1alpha1 default False" \
+        "$(j '" ".join([d["apiVersion"],d["status"]["sources"][0]["name"],str("failedAt" in d["status"])])')"
 api GET "$ALPHA/namespaces/dev/buildruns"
 check_eq "a v1alpha1 list holds v1alpha1 items" "shipwright.io/v1alpha1 shipwright.io/v1alpha1 alpha" \
         "$(j 'd["apiVersion"]+" "+d["items"][0]["apiVersion"]+" "+d["items"][0]["spec"]["buildRef"]["name"]')"
