@@ -5,9 +5,10 @@
 # `delete`, a wrong token; then shipwright.io/v1alpha1 objects written
 # with curl and read back in both versions, one of them built.
 #
-# kubectl sends a kubeconfig's token only over TLS, so kubectl reaches
-# kiln through tests/helpers/tlsterm.py, a byte pipe that terminates TLS.
-# KILN_KUBECTL names the kubectl to use (default: kubectl on PATH).
+# kubectl sends a kubeconfig's token only over TLS, so kiln serves HTTPS
+# here (--tls-cert, a test CA) and curl trusts the CA through
+# CURL_CA_BUNDLE.  KILN_KUBECTL names the kubectl to use (default: kubectl
+# on PATH).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_serve.sh"
 . "$(dirname "$0")/lib_registry.sh"
@@ -20,13 +21,24 @@ fi
 
 start_registry kubectl || exit 1
 make_git_repo "$WORK/repo" || exit 1
-start_serve || exit 1
 make_test_ca || exit 1
-python3 "$HELPERS_DIR/tlsterm.py" --upstream "127.0.0.1:$SERVE_PORT" --cert "$TLS_CERT" \
-        --key "$TLS_KEY" --port-file "$WORK/tls.port" 2>"$WORK/tlsterm.log" &
+export CURL_CA_BUNDLE="$CA_FILE"
+
+# start_serve's way, over HTTPS: api, wait_done and the rest use SERVE_URL.
+SERVE_PORT=$(free_port)
+SERVE_URL="https://127.0.0.1:$SERVE_PORT"
+SERVE_DATA="$WORK/serve-data"
+SERVE_LOG="$WORK/serve.log"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/token"
+TOKEN=$(cat "$WORK/token")
+"$KILN" serve --listen "127.0.0.1:$SERVE_PORT" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" \
+        --data-dir "$SERVE_DATA" --token-file "$WORK/token" >>"$SERVE_LOG" 2>&1 &
 T_PIDS+=($!)
-for ((i = 0; i < 100; i++)); do [ -s "$WORK/tls.port" ] && break; sleep 0.1; done
-KURL="https://127.0.0.1:$(cat "$WORK/tls.port")"
+wait_https "$SERVE_URL/healthz" || {
+        tail -n 20 "$SERVE_LOG" >&2
+        exit 1
+}
+KURL=$SERVE_URL
 
 kubeconfig() { # FILE TOKEN
         cat >"$1" <<EOF
