@@ -81,6 +81,8 @@ typedef struct route {
         const char *ns;   /* NULL: cluster scope, or every namespace */
         const char *name; /* NULL: the collection */
         const char *sub;  /* NULL, "status" or "log" */
+        bool alpha;       /* a shipwright.io/v1alpha1 path */
+        kiln_view view;   /* how GET answers show objects */
 } route;
 
 /* ---- responses ---- */
@@ -162,39 +164,15 @@ status_from_error (kiln_http_response *resp, const resource *res, const char *na
         }
 }
 
-/* Secrets are stored whole but their values never leave the daemon. */
-static json_t *
-redact (const resource *res, json_t *obj)
-{
-        if (res == SECRETS) {
-                json_t *data = json_object_get (obj, "data");
-                json_t *keys = json_array ();
-                const char *key;
-                json_t *v;
-                json_object_foreach (data, key, v)
-                {
-                        json_array_append_new (keys, json_string (key));
-                }
-                json_object_del (obj, "data");
-                json_object_del (obj, "stringData");
-                /* Which keys it holds, so a client can check a secret. */
-                json_t *ann = json_object_get (json_object_get (obj, "metadata"), "annotations");
-                if (!json_is_object (ann)) {
-                        ann = json_object ();
-                        json_object_set_new (json_object_get (obj, "metadata"), "annotations", ann);
-                }
-                char *joined = json_dumps (keys, JSON_COMPACT);
-                json_object_set_new (ann, "kiln.dev/data-keys", json_string (joined));
-                free (joined);
-                json_decref (keys);
-        }
-        return obj;
-}
-
+/* Secrets are stored whole but their values never leave the daemon;
+ * a v1alpha1 path gets v1alpha1 objects back. */
 static void
-respond_object (kiln_http_response *resp, int status, const resource *res, json_t *obj)
+respond_object (kiln_http_response *resp, int status, const route *rt, const json_t *obj)
 {
-        respond_json (resp, status, redact (res, obj));
+        json_t *shown = kiln_view_object (&rt->view, obj);
+
+        respond_json (resp, status, shown);
+        json_decref (shown);
 }
 
 /* ---- discovery ---- */
@@ -239,10 +217,12 @@ resource_list (const char *group_version)
 static json_t *
 api_group (void)
 {
-        return json_pack ("{s:s,s:s,s:s,s:[{s:s,s:s}],s:{s:s,s:s}}", "kind", "APIGroup",
+        return json_pack ("{s:s,s:s,s:s,s:[{s:s,s:s},{s:s,s:s}],s:{s:s,s:s}}", "kind", "APIGroup",
                           "apiVersion", "v1", "name", KILN_SHP_GROUP, "versions", "groupVersion",
-                          KILN_SHP_API_VERSION, "version", KILN_SHP_VERSION, "preferredVersion",
-                          "groupVersion", KILN_SHP_API_VERSION, "version", KILN_SHP_VERSION);
+                          KILN_SHP_API_VERSION, "version", KILN_SHP_VERSION, "groupVersion",
+                          KILN_SHP_GROUP "/" KILN_SHP_ALPHA, "version", KILN_SHP_ALPHA,
+                          "preferredVersion", "groupVersion", KILN_SHP_API_VERSION, "version",
+                          KILN_SHP_VERSION);
 }
 
 static bool
@@ -250,6 +230,16 @@ discovery (kiln_http_response *resp, const char *path)
 {
         json_t *j = NULL;
 
+        /* An OpenAPI v2 document with no definitions (an empty protobuf
+         * message): kubectl's client-side validation then knows no schema
+         * for these kinds and leaves the checks to kiln. */
+        if (strcmp (path, "/openapi/v2") == 0) {
+                resp->status = 200;
+                resp->content_type = "application/octet-stream";
+                resp->body = kiln_strdup ("");
+                resp->len = 0;
+                return true;
+        }
         if (strcmp (path, "/apis") == 0 || strcmp (path, "/apis/") == 0) {
                 json_t *g = api_group ();
                 json_object_del (g, "apiVersion");
@@ -258,8 +248,9 @@ discovery (kiln_http_response *resp, const char *path)
                                "groups", g);
         } else if (strcmp (path, "/apis/" KILN_SHP_GROUP) == 0) {
                 j = api_group ();
-        } else if (strcmp (path, "/apis/" KILN_SHP_API_VERSION) == 0) {
-                j = resource_list (KILN_SHP_API_VERSION);
+        } else if (strcmp (path, "/apis/" KILN_SHP_API_VERSION) == 0
+                   || strcmp (path, "/apis/" KILN_SHP_GROUP "/" KILN_SHP_ALPHA) == 0) {
+                j = resource_list (path + strlen ("/apis/"));
         } else if (strcmp (path, "/api") == 0) {
                 j = json_pack ("{s:s,s:[s],s:[{s:s,s:s}]}", "kind", "APIVersions", "versions", "v1",
                                "serverAddressByClientCIDRs", "clientCIDR", "0.0.0.0/0",
@@ -349,6 +340,11 @@ parse_route (route *r, const char **seg, size_t n)
         if (n >= 3 && strcmp (seg[0], "apis") == 0 && strcmp (seg[1], KILN_SHP_GROUP) == 0
             && strcmp (seg[2], KILN_SHP_VERSION) == 0)
                 return route_tail (r, seg + 3, n - 3, false);
+        if (n >= 3 && strcmp (seg[0], "apis") == 0 && strcmp (seg[1], KILN_SHP_GROUP) == 0
+            && strcmp (seg[2], KILN_SHP_ALPHA) == 0) {
+                r->alpha = true;
+                return route_tail (r, seg + 3, n - 3, false);
+        }
         if (n >= 2 && strcmp (seg[0], "api") == 0 && strcmp (seg[1], "v1") == 0)
                 return route_tail (r, seg + 2, n - 2, true);
         return false;
@@ -779,7 +775,7 @@ kiln_api_revalidate_builds (kiln_store *s, const char *ns)
 /* ---- request bodies ---- */
 
 static json_t *
-parse_body (const kiln_http_request *req, kiln_http_response *resp)
+parse_json_body (const kiln_http_request *req, kiln_http_response *resp)
 {
         size_t len;
         const char *body = kiln_http_body (req, &len);
@@ -798,6 +794,36 @@ parse_body (const kiln_http_request *req, kiln_http_response *resp)
                 return NULL;
         }
         return j;
+}
+
+/* A v1alpha1 body is converted up before anything reads it. */
+static json_t *
+alpha_in (const route *rt, json_t *obj, kiln_http_response *resp)
+{
+        const char *av = json_string_value (json_object_get (obj, "apiVersion"));
+        json_t *up;
+
+        if (!rt->alpha || !json_is_object (obj))
+                return obj;
+        if (av && strcmp (av, KILN_SHP_GROUP "/" KILN_SHP_ALPHA) != 0) {
+                kiln_api_status (resp, 400, "BadRequest",
+                                 "apiVersion: the API version in the data (%s) does not match the "
+                                 "expected API version (%s)",
+                                 av, KILN_SHP_GROUP "/" KILN_SHP_ALPHA);
+                json_decref (obj);
+                return NULL;
+        }
+        up = kiln_convert_up (obj, rt->res->kind);
+        json_decref (obj);
+        return up;
+}
+
+static json_t *
+parse_body (const route *rt, const kiln_http_request *req, kiln_http_response *resp)
+{
+        json_t *obj = parse_json_body (req, resp);
+
+        return obj ? alpha_in (rt, obj, resp) : NULL;
 }
 
 static int
@@ -866,7 +892,7 @@ check_object (const route *rt, json_t *obj, kiln_http_response *resp)
 static void
 do_create (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http_response *resp)
 {
-        json_t *obj = parse_body (req, resp);
+        json_t *obj = parse_body (rt, req, resp);
         json_t *stored = NULL;
         kiln_error *err = NULL;
         cleanup_free char *msg = NULL;
@@ -887,7 +913,7 @@ do_create (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_ht
                 goto out;
         }
         run_after (api, rt, stored, &a);
-        respond_object (resp, 201, rt->res, stored);
+        respond_object (resp, 201, rt, stored);
         json_decref (stored);
 out:
         json_decref (obj);
@@ -934,7 +960,7 @@ write_update (kiln_api *api, const route *rt, json_t *body, const json_t *old, i
                 kiln_error_free (err);
         } else {
                 run_after (api, rt, stored, &a);
-                respond_object (resp, 200, rt->res, stored);
+                respond_object (resp, 200, rt, stored);
                 json_decref (stored);
         }
         json_decref (obj);
@@ -968,7 +994,7 @@ check_update_body (const route *rt, json_t *body, kiln_http_response *resp)
 static void
 do_replace (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http_response *resp)
 {
-        json_t *body = parse_body (req, resp);
+        json_t *body = parse_body (rt, req, resp);
         json_t *old = NULL;
         kiln_error *err = NULL;
 
@@ -1020,7 +1046,7 @@ static void
 do_patch (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http_response *resp)
 {
         const char *type = kiln_http_header (req, "Content-Type");
-        json_t *patch = parse_body (req, resp);
+        json_t *patch = parse_json_body (req, resp);
 
         if (patch == NULL)
                 return;
@@ -1036,9 +1062,11 @@ do_patch (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_htt
                         kiln_error_free (err);
                         break;
                 }
-                doc = json_deep_copy (old);
+                /* A v1alpha1 patch applies to the v1alpha1 form. */
+                doc = rt->alpha ? kiln_convert_down (old, rt->res->kind) : json_deep_copy (old);
                 old_rv = rv_in (old);
                 if (apply_patch (&doc, patch, type, resp) < 0
+                    || (doc = alpha_in (rt, doc, resp)) == NULL
                     || check_update_body (rt, doc, resp) < 0) {
                         json_decref (doc);
                         json_decref (old);
@@ -1079,7 +1107,7 @@ do_delete (kiln_api *api, const route *rt, kiln_http_response *resp)
                 }
         }
         run_after (api, rt, old, &a);
-        respond_object (resp, 200, rt->res, old);
+        respond_object (resp, 200, rt, old);
         json_decref (old);
 }
 
@@ -1104,7 +1132,7 @@ do_get (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http_
                     resp, api->store, path, rt->ns, rt->name,
                     follow && (strcmp (follow, "true") == 0 || strcmp (follow, "1") == 0));
         } else {
-                respond_object (resp, 200, rt->res, obj);
+                respond_object (resp, 200, rt, obj);
         }
         json_decref (obj);
 }
@@ -1208,17 +1236,19 @@ do_list (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_http
                         json_object_set_new (meta, "continue", json_string (tok));
                         break;
                 }
-                json_array_append (out, redact (rt->res, obj));
+                json_array_append (out, obj);
         }
         snprintf (rvs, sizeof rvs, "%lld", (long long) rv);
         json_object_set_new (meta, "resourceVersion", json_string (rvs));
-        cleanup_free char *av = *rt->res->group
-                                    ? kiln_strdup_printf ("%s/%s", rt->res->group, rt->res->version)
-                                    : kiln_strdup (rt->res->version);
-        json_t *list = json_pack ("{s:s,s:s,s:o,s:o}", "kind", rt->res->list_kind, "apiVersion", av,
-                                  "metadata", meta, "items", out);
+        cleanup_free char *av
+            = *rt->res->group ? kiln_strdup_printf ("%s/%s", rt->res->group,
+                                                    rt->alpha ? KILN_SHP_ALPHA : rt->res->version)
+                              : kiln_strdup (rt->res->version);
+        json_t *list = kiln_view_list (&rt->view, out, rt->res->list_kind, av, meta);
         respond_json (resp, 200, list);
         json_decref (list);
+        json_decref (out);
+        json_decref (meta);
         json_decref (items);
 }
 
@@ -1237,7 +1267,7 @@ dispatch (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_htt
 
         if (rt->name == NULL) {
                 if (strcmp (m, "GET") == 0 && is_true (kiln_http_query (req, "watch")))
-                        kiln_watch_respond (resp, api->store, rt->res->kind, rt->ns, req);
+                        kiln_watch_respond (resp, api->store, &rt->view, rt->ns, req);
                 else if (strcmp (m, "GET") == 0)
                         do_list (api, rt, req, resp);
                 else if (strcmp (m, "POST") == 0 && (rt->ns || !rt->res->namespaced))
@@ -1301,6 +1331,16 @@ handle (void *data, const kiln_http_request *req, kiln_http_response *resp)
                                  path);
                 return;
         }
+        if (rt.alpha && rt.res == SECRETS) {
+                kiln_api_status (resp, 404, "NotFound",
+                                 "the server could not find the requested resource (%s)", path);
+                return;
+        }
+        /* Only reads answer with a Table; a write answers with the object. */
+        kiln_view_init (
+            &rt.view, rt.res->kind, rt.alpha,
+            strcmp (kiln_http_method (req), "GET") == 0 ? kiln_http_header (req, "Accept") : NULL,
+            kiln_http_query (req, "includeObject"));
         if (rt.ns && !kiln_name_is_valid (rt.ns)) {
                 kiln_api_status (resp, 400, "BadRequest", "namespace: Invalid value: \"%s\"",
                                  rt.ns);

@@ -104,6 +104,7 @@ kiln_selectors_match (bool *match, const char *labels, const char *fields, const
 
 typedef struct watch {
         kiln_store *store;
+        kiln_view view;
         char *kind;
         char *ns;
         char *labels;
@@ -136,7 +137,10 @@ add_event (watch *w, const char *type, const json_t *obj)
 
         if (kiln_selectors_match (&match, w->labels, w->fields, obj, NULL) < 0 || !match)
                 return;
-        json_t *ev = json_pack ("{s:s,s:O}", "type", type, "object", obj);
+        /* Each event's object is shown as a GET would show it: in the
+         * path's version, or as a one-row Table. */
+        json_t *ev
+            = json_pack ("{s:s,s:o}", "type", type, "object", kiln_view_object (&w->view, obj));
         s = json_dumps (ev, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref (ev);
         if (s == NULL)
@@ -232,9 +236,10 @@ initial_list (watch *w)
 }
 
 void
-kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const char *kind, const char *ns,
+kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const kiln_view *view, const char *ns,
                     const kiln_http_request *req)
 {
+        const char *kind = view->kind;
         const char *rv = kiln_http_query (req, "resourceVersion");
         const char *ts = kiln_http_query (req, "timeoutSeconds");
         int64_t since = 0, timeout_s = DEFAULT_WATCH_S;
@@ -265,6 +270,9 @@ kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const char *kind, c
         }
         w = kiln_calloc (1, sizeof (*w));
         w->store = s;
+        w->view = *view;
+        /* The Table version is one of two static strings; nothing else
+         * in the view borrows from the request. */
         w->kind = kiln_strdup (kind);
         w->ns = kiln_strdup (ns);
         w->labels = kiln_strdup (kiln_http_query (req, "labelSelector"));

@@ -4,6 +4,8 @@
  *
  *   serve_api.c       routes, verbs, Status errors, discovery
  *   serve_watch.c     ?watch=true streams and the BuildRun log
+ *   serve_view.c      what a response shows: v1alpha1, Tables, no Secret values
+ *   serve_convert.c   shipwright.io/v1alpha1 <-> v1beta1
  *   serve_patch.c     JSON merge patch (RFC 7386) and JSON patch (RFC 6902)
  *   serve_validate.c  Build and BuildRun validation, durations, names
  *   serve_yaml.c      strategy YAML (libyaml) to JSON, loading strategies/
@@ -307,6 +309,43 @@ char *kiln_runner_log_path (kiln_runner *r, const char *uid);
  * them (reason DaemonShutdown), joins the workers and frees r. */
 void kiln_runner_stop (kiln_runner *r, int64_t grace_ms);
 
+/* ---- versions (serve_convert.c) ---- */
+
+#define KILN_SHP_ALPHA "v1alpha1"
+
+/* A shipwright.io/v1alpha1 object of kind (Build, BuildRun, BuildStrategy
+ * or ClusterBuildStrategy) as v1beta1, and back; new references.  Members
+ * of the wrong type are carried over for the schema checks to refuse. */
+json_t *kiln_convert_up (const json_t *obj, const char *kind);
+json_t *kiln_convert_down (const json_t *obj, const char *kind);
+
+/* ---- what a response shows (serve_view.c) ---- */
+
+enum { KILN_VIEW_METADATA, KILN_VIEW_NONE, KILN_VIEW_OBJECT };
+
+/* How stored objects are shown to one request; plain values, copied into
+ * a watch.  Strings are static or live as long as the request. */
+typedef struct kiln_view {
+        const char *kind;  /* static */
+        bool alpha;        /* convert down to shipwright.io/v1alpha1 */
+        const char *table; /* "meta.k8s.io/v1" (or v1beta1): a Table; NULL: objects */
+        int include;       /* a Table row's object: KILN_VIEW_* */
+} kiln_view;
+
+/* From the request's Accept header and includeObject query argument
+ * (both may be NULL). */
+void kiln_view_init (kiln_view *v, const char *kind, bool alpha, const char *accept,
+                     const char *include_object);
+
+/* A stored object as the client sees it (a one-row Table when asked);
+ * a Secret loses its values.  New reference. */
+json_t *kiln_view_object (const kiln_view *v, const json_t *obj);
+
+/* A list of stored objects: a list_kind list (meta borrowed as its
+ * metadata) or a Table.  New reference. */
+json_t *kiln_view_list (const kiln_view *v, const json_t *items, const char *list_kind,
+                        const char *api_version, json_t *meta);
+
 /* ---- the API (serve_api.c) ---- */
 
 typedef struct kiln_api kiln_api;
@@ -333,8 +372,8 @@ void kiln_api_status (kiln_http_response *resp, int code, const char *reason, co
 void kiln_api_revalidate_builds (kiln_store *s, const char *ns);
 
 /* Streams (serve_watch.c). */
-void kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const char *kind, const char *ns,
-                         const kiln_http_request *req);
+void kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const kiln_view *view,
+                         const char *ns, const kiln_http_request *req);
 void kiln_log_respond (kiln_http_response *resp, kiln_store *s, const char *path, const char *ns,
                        const char *name, bool follow);
 
