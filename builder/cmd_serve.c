@@ -199,6 +199,7 @@ load_token (char **out, const serve_opts *o, const char *data_dir, kiln_error **
 typedef struct daemon_parts {
         kiln_store *store;
         kiln_runner *runner;
+        kiln_reaper *reaper;
         kiln_api *api;
         kiln_http_server *http;
         char *token;
@@ -224,7 +225,8 @@ start (daemon_parts *d, const serve_opts *o, const char *data_dir, kiln_error **
         if (strategies == NULL)
                 kiln_warn ("no strategies directory found beside %s; use --strategies", exe);
         ro.store = d->store;
-        if (kiln_runner_start (&d->runner, &ro, err) < 0)
+        if (kiln_runner_start (&d->runner, &ro, err) < 0
+            || kiln_reaper_start (&d->reaper, d->store, d->runner, err) < 0)
                 return -1;
         ao = (kiln_api_opts){ .store = d->store, .runner = d->runner, .token = d->token };
         kiln_api_new (&d->api, &ao);
@@ -240,6 +242,7 @@ static void
 stop (daemon_parts *d, int64_t grace_ms)
 {
         kiln_http_quiesce (d->http);
+        kiln_reaper_stop (d->reaper);
         if (d->runner)
                 kiln_runner_stop (d->runner, grace_ms);
         if (d->store)

@@ -20,60 +20,25 @@
 /* ---- parameters ---- */
 
 static int
-secret_value (char **out, kiln_store *s, const char *ns, const json_t *ref, kiln_error **err)
-{
-        const char *name = json_string_value (json_object_get (ref, "name"));
-        const char *key = json_string_value (json_object_get (ref, "key"));
-        const char *format = json_string_value (json_object_get (ref, "format"));
-        json_t *secret = NULL;
-        unsigned char *raw = NULL;
-        size_t len;
-        const char *b64;
-        int r = 0;
-
-        if (kiln_store_get (&secret, s, "Secret", ns, name ? name : "", err) < 0)
-                return -1;
-        b64 = json_string_value (
-            json_object_get (json_object_get (secret, "data"), key ? key : ""));
-        if (b64 == NULL || kiln_base64_decode (&raw, &len, b64, strlen (b64), NULL) < 0)
-                r = kiln_error_makec (err, KILN_E_NOT_FOUND, 0, "secret %s has no key %s", name,
-                                      key ? key : "");
-        json_decref (secret);
-        if (r < 0)
-                return -1;
-        if (format) {
-                const char *at = strstr (format, "${SECRET_VALUE}");
-                *out = at ? kiln_strdup_printf ("%.*s%s%s", (int) (at - format), format,
-                                                (char *) raw, at + 15)
-                          : kiln_strdup (format);
-                free (raw);
-        } else {
-                *out = (char *) raw;
-        }
-        return 0;
-}
-
-static int
 one_value (json_t **out, kiln_store *s, const char *ns, const json_t *pv, kiln_error **err)
 {
         const json_t *v = json_object_get (pv, "value");
         const json_t *sv = json_object_get (pv, "secretValue");
+        const json_t *cv = json_object_get (pv, "configMapValue");
         char *str = NULL;
 
         if (json_is_string (v)) {
                 *out = json_incref ((json_t *) v);
                 return 0;
         }
-        if (sv) {
-                if (secret_value (&str, s, ns, sv, err) < 0)
-                        return -1;
-                *out = json_string (str);
-                free (str);
-                return 0;
-        }
-        return kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
-                                 "parameter %s: configMapValue is not supported by kiln",
-                                 json_string_value (json_object_get (pv, "name")));
+        if (sv == NULL && cv == NULL)
+                return kiln_error_makec (err, KILN_E_INVALID, 0, "no value");
+        if (kiln_ref_param_value (&str, s, ns, sv ? sv : cv, sv != NULL, err) < 0)
+                return -1;
+        *out = json_string (str);
+        explicit_bzero (str, strlen (str));
+        free (str);
+        return 0;
 }
 
 static int
@@ -140,6 +105,7 @@ typedef struct run_ctx {
         char *source_root;
         char *results;
         json_t *params;
+        json_t *env; /* the Build's env, valueFrom resolved */
         char **base_env;
         int log_fd;
         kiln_run_result *f;
@@ -445,8 +411,7 @@ static char **
 step_env (run_ctx *c, const json_t *step)
 {
         char **env = kiln_strv_dup (c->base_env);
-        const json_t *lists[]
-            = { json_object_get (c->res->effective, "env"), json_object_get (step, "env") };
+        const json_t *lists[] = { c->env, json_object_get (step, "env") };
 
         for (size_t k = 0; k < KILN_N_ELEMENTS (lists); k++) {
                 size_t i;
@@ -455,10 +420,13 @@ step_env (run_ctx *c, const json_t *step)
                 {
                         const char *name = json_string_value (json_object_get (e, "name"));
                         const char *value = json_string_value (json_object_get (e, "value"));
+                        bool literal = json_is_true (json_object_get (e, "literal"));
                         if (name == NULL)
                                 continue;
-                        cleanup_free char *v
-                            = kiln_step_substitute (value ? value : "", c->params, c->results);
+                        cleanup_free char *v = literal
+                                                   ? kiln_strdup (value)
+                                                   : kiln_step_substitute (value ? value : "",
+                                                                           c->params, c->results);
                         cleanup_free char *kv = kiln_strdup_printf ("%s=%s", name, v);
                         env = kiln_strv_append (env, kv);
                 }
@@ -635,7 +603,10 @@ execute (run_ctx *c)
         base_env (c);
         if (prepare_dirs (c, &err) < 0 || setup_clone_secret (c, &err) < 0
             || setup_push_secret (c, &err) < 0
-            || user_params (c->params, c->o->store, c->o->ns, c->res, &err) < 0) {
+            || user_params (c->params, c->o->store, c->o->ns, c->res, &err) < 0
+            || kiln_ref_env (&c->env, c->o->store, c->o->ns,
+                             json_object_get (c->res->effective, "env"), &err)
+                   < 0) {
                 fail_run (c->f, "Failed", "%s", kiln_error_msg (err));
                 kiln_error_free (err);
                 return;
@@ -724,6 +695,7 @@ kiln_run_execute (kiln_run_result *out, const kiln_run_opts *o)
         if (c.log_fd >= 0)
                 close (c.log_fd);
         json_decref (c.params);
+        json_decref (c.env);
         kiln_strv_free (c.base_env);
         free (c.git_user);
         free (c.git_pass);
