@@ -630,6 +630,11 @@ normalise_secret (json_t *obj, char **msg)
                 *msg = kiln_strdup ("data: Required value: basic-auth needs username or password");
                 return -1;
         }
+        if (strcmp (type, "kubernetes.io/ssh-auth") == 0
+            && !json_object_get (data, "ssh-privatekey")) {
+                *msg = kiln_strdup ("data[ssh-privatekey]: Required value");
+                return -1;
+        }
         if (strcmp (type, "kubernetes.io/dockerconfigjson") == 0
             && !json_object_get (data, ".dockerconfigjson")) {
                 *msg = kiln_strdup ("data[.dockerconfigjson]: Required value");

@@ -112,6 +112,8 @@ typedef struct run_ctx {
         /* clone credentials, only ever in memory */
         char *git_user;
         char *git_pass;
+        char *ssh_key;
+        char *ssh_known_hosts;
 } run_ctx;
 
 /* Appends a formatted "NAME=VALUE" to the run's environment. */
@@ -251,6 +253,52 @@ write_git_credentials (run_ctx *c, const char *url, kiln_error **err)
         return 0;
 }
 
+static char *
+shell_quote (const char *s)
+{
+        kiln_buf b = KILN_BUF_INIT;
+        size_t len;
+
+        kiln_buf_puts (&b, "'", NULL);
+        for (const char *p = s; *p; p++)
+                kiln_buf_puts (&b, *p == '\'' ? "'\\''" : (char[]){ *p, 0 }, NULL);
+        kiln_buf_puts (&b, "'", NULL);
+        return kiln_buf_steal (&b, &len);
+}
+
+/* A step that clones itself gets the ssh-auth key as a file (0600): kiln
+ * build reads KILN_GIT_SSH_KEY (and KILN_GIT_SSH_KNOWN_HOSTS), git reads
+ * GIT_SSH_COMMAND.  Without known_hosts the host key is not checked, as
+ * Shipwright's git step does (StrictHostKeyChecking=no). */
+static int
+write_ssh_files (run_ctx *c, kiln_error **err)
+{
+        cleanup_free char *key = kiln_strdup_printf ("%s/secrets/ssh-privatekey", c->work);
+        cleanup_free char *hosts = kiln_strdup_printf ("%s/secrets/known_hosts", c->work);
+        cleanup_free char *qkey = shell_quote (key);
+        cleanup_free char *qhosts = shell_quote (hosts);
+
+        if (write_secret_file (key, c->ssh_key, strlen (c->ssh_key), err) < 0)
+                return -1;
+        env_add (c, "KILN_GIT_SSH_KEY=%s", key);
+        if (c->ssh_known_hosts) {
+                if (write_secret_file (hosts, c->ssh_known_hosts, strlen (c->ssh_known_hosts), err)
+                    < 0)
+                        return -1;
+                env_add (c, "KILN_GIT_SSH_KNOWN_HOSTS=%s", hosts);
+                env_add (c,
+                         "GIT_SSH_COMMAND=ssh -i %s -o IdentitiesOnly=yes -o "
+                         "StrictHostKeyChecking=yes -o UserKnownHostsFile=%s",
+                         qkey, qhosts);
+        } else {
+                env_add (c,
+                         "GIT_SSH_COMMAND=ssh -i %s -o IdentitiesOnly=yes -o "
+                         "StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                         qkey);
+        }
+        return 0;
+}
+
 static int
 setup_clone_secret (run_ctx *c, kiln_error **err)
 {
@@ -266,11 +314,14 @@ setup_clone_secret (run_ctx *c, kiln_error **err)
         if (type && strcmp (type, "kubernetes.io/basic-auth") == 0) {
                 decode_key (&c->git_user, secret, "username");
                 decode_key (&c->git_pass, secret, "password");
+        } else if (type && strcmp (type, "kubernetes.io/ssh-auth") == 0) {
+                decode_key (&c->ssh_key, secret, "ssh-privatekey");
+                decode_key (&c->ssh_known_hosts, secret, "known_hosts");
         } else {
                 json_decref (secret);
                 return kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
-                                         "cloneSecret %s: type %s is not supported yet (use "
-                                         "kubernetes.io/basic-auth)",
+                                         "cloneSecret %s: type %s is not supported (use "
+                                         "kubernetes.io/basic-auth or kubernetes.io/ssh-auth)",
                                          name, type ? type : "(none)");
         }
         json_decref (secret);
@@ -305,7 +356,7 @@ setup_push_secret (run_ctx *c, kiln_error **err)
 }
 
 static void
-map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials)
+map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials, bool ssh_key)
 {
         const char *reason = "GitError";
         const char *msg = kiln_error_msg (e);
@@ -316,8 +367,9 @@ map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials)
                 reason = strstr (msg, "revision") ? "GitRevisionNotFound"
                                                   : "GitRemoteRepositoryNotFound";
         else if (e && e->code == KILN_E_AUTH)
-                reason
-                    = had_credentials ? "GitAuthInvalidUserOrPass" : "GitRemoteRepositoryPrivate";
+                reason = ssh_key           ? "GitAuthInvalidKey"
+                         : had_credentials ? "GitAuthInvalidUserOrPass"
+                                           : "GitRemoteRepositoryPrivate";
         fail_run (f, "Failed", "buildrun step step-source-default failed: %s", msg);
         f->fail_reason = kiln_strdup (reason);
         f->fail_message = kiln_strdup (msg);
@@ -336,6 +388,8 @@ fetch_source (run_ctx *c)
                 .work_dir = c->source_root,
                 .username = c->git_user,
                 .password = c->git_pass,
+                .ssh_key = c->ssh_key,
+                .ssh_known_hosts = c->ssh_known_hosts,
                 .cancel = c->o->stop,
         };
         kiln_error *err = NULL;
@@ -343,7 +397,7 @@ fetch_source (run_ctx *c)
         log_line (c, "[step-source-default] fetching %s", url);
         if (kiln_source_fetch (&c->f->src, &o, &err) < 0) {
                 log_line (c, "[step-source-default] %s", kiln_error_msg (err));
-                map_source_error (c->f, err, c->git_pass != NULL);
+                map_source_error (c->f, err, c->git_pass != NULL, c->ssh_key != NULL);
                 kiln_error_free (err);
                 return -1;
         }
@@ -618,7 +672,8 @@ execute (run_ctx *c)
         }
         const char *url = spec_str (c->res->effective, "source", "git", "url");
         if (url && kiln_strategy_mentions (c->res->strategy, "shp-source-url")) {
-                if (c->git_pass && write_git_credentials (c, url, &err) < 0) {
+                if ((c->git_pass && write_git_credentials (c, url, &err) < 0)
+                    || (c->ssh_key && write_ssh_files (c, &err) < 0)) {
                         fail_run (c->f, "Failed", "%s", kiln_error_msg (err));
                         kiln_error_free (err);
                         return;
@@ -699,6 +754,10 @@ kiln_run_execute (kiln_run_result *out, const kiln_run_opts *o)
         kiln_strv_free (c.base_env);
         free (c.git_user);
         free (c.git_pass);
+        if (c.ssh_key)
+                explicit_bzero (c.ssh_key, strlen (c.ssh_key));
+        free (c.ssh_key);
+        free (c.ssh_known_hosts);
         free (c.work);
         free (c.source_root);
         free (c.results);
