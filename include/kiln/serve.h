@@ -195,8 +195,8 @@ typedef struct kiln_run_result {
         char *message;
         char *fail_reason; /* failureDetails, or NULL */
         char *fail_message;
-        const char *fail_container; /* static */
-        char *digest;               /* status.output, or NULL */
+        char *fail_container; /* "step-NAME" */
+        char *digest;         /* status.output, or NULL */
         int64_t size;
         kiln_source src; /* the commit, when known */
 } kiln_run_result;
