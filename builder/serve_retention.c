@@ -202,7 +202,9 @@ apply_ttls (kiln_reaper *r, const json_t *builds_by_key, const json_t *runs, int
                 if (!kiln_buildrun_is_done (br) || done < 0)
                         continue;
                 ttl = ttl_of (br, builds_by_key);
-                if (ttl < 0 || done * 1000 + ttl > now_ms)
+                /* completionTime has whole seconds: count from the end of
+                 * that second, so that a run never goes before its TTL. */
+                if (ttl < 0 || (done + 1) * 1000 + ttl > now_ms)
                         continue;
                 kiln_info ("buildrun %s/%s: deleted, its retention TTL passed",
                            meta_str (br, "namespace"), meta_str (br, "name"));
