@@ -722,14 +722,23 @@ fetch (build *b, kiln_error **err)
                 .revision = o->revision,
                 .context_dir = o->context_dir,
                 .work_dir = dest,
-                .ssh_key_path = o->git_ssh_key,
+                .ssh_key_path = o->git_ssh_key ? o->git_ssh_key : getenv ("KILN_GIT_SSH_KEY"),
                 .ssh_key_passphrase = getenv ("KILN_GIT_SSH_PASSPHRASE"),
                 .insecure_skip_tls_verify = o->git_insecure,
                 .cancel = &canceled,
         };
         const char *creds
             = o->git_credentials ? o->git_credentials : getenv ("KILN_GIT_CREDENTIALS");
+        const char *known_hosts = getenv ("KILN_GIT_SSH_KNOWN_HOSTS");
+        cleanup_free char *known = NULL;
+        size_t known_len;
         int r = -1;
+
+        if (o->git && known_hosts && *known_hosts) {
+                if (kiln_read_file (&known, &known_len, known_hosts, 1 << 20, err) < 0)
+                        return kiln_error_wrap (err, "KILN_GIT_SSH_KNOWN_HOSTS");
+                so.ssh_known_hosts = known;
+        }
 
         if (o->git) {
                 cleanup_free char *clean = kiln_source_redact_url (o->git);
@@ -1117,8 +1126,10 @@ const kiln_command kiln_cmd_build = {
         "      --git-credentials FILE  https credentials, git-credential-store lines\n"
         "                            (https://USER:TOKEN@HOST); also KILN_GIT_CREDENTIALS,\n"
         "                            or KILN_GIT_USERNAME and KILN_GIT_PASSWORD\n"
-        "      --git-ssh-key FILE    private key for ssh URLs (passphrase in\n"
-        "                            KILN_GIT_SSH_PASSPHRASE)\n"
+        "      --git-ssh-key FILE    private key for ssh URLs (also KILN_GIT_SSH_KEY;\n"
+        "                            passphrase in KILN_GIT_SSH_PASSPHRASE); the host\n"
+        "                            key is checked only against the known_hosts file\n"
+        "                            named by KILN_GIT_SSH_KNOWN_HOSTS\n"
         "      --git-insecure-skip-tls-verify  accept any TLS certificate from the git server\n"
         "\n"
         "Function:\n"

@@ -242,6 +242,7 @@ typedef struct daemon_parts {
         kiln_events_sink *sink;
         kiln_metrics *metrics;
         kiln_runner *runner;
+        kiln_reaper *reaper;
         kiln_api *api;
         kiln_http_server *http;
         char *token;
@@ -276,7 +277,8 @@ start (daemon_parts *d, const serve_opts *o, const char *data_dir, kiln_error **
         /* Before the runner: the BuildRuns its recovery fails are news. */
         if (kiln_metrics_start (&d->metrics, d->store, d->sink, err) < 0)
                 return -1;
-        if (kiln_runner_start (&d->runner, &ro, err) < 0)
+        if (kiln_runner_start (&d->runner, &ro, err) < 0
+            || kiln_reaper_start (&d->reaper, d->store, d->runner, err) < 0)
                 return -1;
         kiln_metrics_set_runner (d->metrics, d->runner);
         ao = (kiln_api_opts){
@@ -299,6 +301,7 @@ static void
 stop (daemon_parts *d, int64_t grace_ms)
 {
         kiln_http_quiesce (d->http);
+        kiln_reaper_stop (d->reaper);
         if (d->runner)
                 kiln_runner_stop (d->runner, grace_ms);
         if (d->metrics)

@@ -72,9 +72,11 @@ static const resource resources[] = {
           false,
           { "cbs", "cbss", NULL } },
         { "secrets", "secret", "Secret", "SecretList", "", "v1", true, { NULL } },
+        { "configmaps", "configmap", "ConfigMap", "ConfigMapList", "", "v1", true, { "cm", NULL } },
 };
 
 #define SECRETS (&resources[4])
+#define CONFIGMAPS (&resources[5])
 
 typedef struct route {
         const resource *res;
@@ -327,7 +329,8 @@ route_tail (route *r, const char **seg, size_t n, bool core)
         /* A namespaced kind is named only inside its namespace. */
         if (r->res->namespaced && r->ns == NULL && r->name)
                 return false;
-        if (r->sub && strcmp (r->sub, "status") != 0
+        /* Secrets and ConfigMaps have no subresources. */
+        if (r->sub && (!*r->res->group || strcmp (r->sub, "status") != 0)
             && !(strcmp (r->sub, "log") == 0 && strcmp (r->res->plural, "buildruns") == 0))
                 return false;
         return true;
@@ -352,7 +355,7 @@ parse_route (route *r, const char **seg, size_t n)
 
 /* ---- schema checks (what the CRDs' OpenAPI schemas refuse with 422) ---- */
 
-enum { T_STR, T_OBJ, T_ARR, T_BOOL, T_INT, T_DURATION, T_STRMAP };
+enum { T_STR, T_OBJ, T_ARR, T_BOOL, T_INT, T_DURATION, T_STRMAP, T_LIMIT };
 
 typedef struct rule {
         const char *path; /* dotted; "x[]" descends into each element */
@@ -364,8 +367,8 @@ static const char *
 type_name (int t)
 {
         static const char *const names[]
-            = { "string",  "object",          "array",         "boolean",
-                "integer", "duration string", "map of strings" };
+            = { "string",  "object",          "array",          "boolean",
+                "integer", "duration string", "map of strings", "whole number from 1 to 10000" };
         return names[t];
 }
 
@@ -390,6 +393,9 @@ type_ok (const json_t *v, int t)
         case T_DURATION:
                 return json_is_string (v)
                        && kiln_go_duration_parse (json_string_value (v), &ms) == 0;
+        case T_LIMIT:
+                return json_is_integer (v) && json_integer_value (v) >= 1
+                       && json_integer_value (v) <= 10000;
         case T_STRMAP:
                 if (!json_is_object (v))
                         return false;
@@ -469,6 +475,12 @@ check_rule (const json_t *v, const char *at, const char *rest, const rule *ru, c
             { P "paramValues[].value", T_STR, false }, { P "paramValues[].values", T_ARR, false }, \
             { P "env", T_ARR, false }, { P "env[]", T_OBJ, false },                                \
             { P "env[].name", T_STR, false }, { P "env[].value", T_STR, false },                   \
+            { P "env[].valueFrom", T_OBJ, false }, { P "retention", T_OBJ, false },                \
+            { P "retention.atBuildDeletion", T_BOOL, false },                                      \
+            { P "retention.failedLimit", T_LIMIT, false },                                         \
+            { P "retention.succeededLimit", T_LIMIT, false },                                      \
+            { P "retention.ttlAfterFailed", T_DURATION, false },                                   \
+            { P "retention.ttlAfterSucceeded", T_DURATION, false },                                \
         {                                                                                          \
                 P "timeout", T_DURATION, false                                                     \
         }
@@ -502,6 +514,9 @@ static const rule buildrun_rules[] = {
         { "spec.paramValues[].name", T_STR, true },
         { "spec.env", T_ARR, false },
         { "spec.env[]", T_OBJ, false },
+        { "spec.retention", T_OBJ, false },
+        { "spec.retention.ttlAfterFailed", T_DURATION, false },
+        { "spec.retention.ttlAfterSucceeded", T_DURATION, false },
         { NULL, 0, false },
 };
 
@@ -527,9 +542,16 @@ static const rule secret_rules[] = {
         { NULL, 0, false },
 };
 
+static const rule configmap_rules[] = {
+        { "data", T_STRMAP, false },
+        { NULL, 0, false },
+};
+
 static const rule *
 rules_for (const resource *res)
 {
+        if (res == CONFIGMAPS)
+                return configmap_rules;
         if (strcmp (res->kind, "Build") == 0)
                 return build_rules;
         if (strcmp (res->kind, "BuildRun") == 0)
@@ -604,6 +626,11 @@ normalise_secret (json_t *obj, char **msg)
         if (strcmp (type, "kubernetes.io/basic-auth") == 0 && !json_object_get (data, "username")
             && !json_object_get (data, "password")) {
                 *msg = kiln_strdup ("data: Required value: basic-auth needs username or password");
+                return -1;
+        }
+        if (strcmp (type, "kubernetes.io/ssh-auth") == 0
+            && !json_object_get (data, "ssh-privatekey")) {
+                *msg = kiln_strdup ("data[ssh-privatekey]: Required value");
                 return -1;
         }
         if (strcmp (type, "kubernetes.io/dockerconfigjson") == 0
@@ -708,6 +735,10 @@ prepare_write (kiln_api *api, const route *rt, json_t *obj, const json_t *old, a
         if (rt->res == SECRETS) {
                 a->revalidate = true;
                 return normalise_secret (obj, msg);
+        }
+        if (rt->res == CONFIGMAPS) {
+                json_object_del (obj, "status");
+                return 0;
         }
         if (old)
                 json_object_set (obj, "status", json_object_get (old, "status") ?: json_object ());
@@ -1106,6 +1137,8 @@ do_delete (kiln_api *api, const route *rt, kiln_http_response *resp)
                         unlink (log);
                 }
         }
+        if (strcmp (rt->res->kind, "Build") == 0)
+                kiln_retention_build_deleted (api->store, api->runner, old);
         run_after (api, rt, old, &a);
         respond_object (resp, 200, rt, old);
         json_decref (old);

@@ -20,60 +20,25 @@
 /* ---- parameters ---- */
 
 static int
-secret_value (char **out, kiln_store *s, const char *ns, const json_t *ref, kiln_error **err)
-{
-        const char *name = json_string_value (json_object_get (ref, "name"));
-        const char *key = json_string_value (json_object_get (ref, "key"));
-        const char *format = json_string_value (json_object_get (ref, "format"));
-        json_t *secret = NULL;
-        unsigned char *raw = NULL;
-        size_t len;
-        const char *b64;
-        int r = 0;
-
-        if (kiln_store_get (&secret, s, "Secret", ns, name ? name : "", err) < 0)
-                return -1;
-        b64 = json_string_value (
-            json_object_get (json_object_get (secret, "data"), key ? key : ""));
-        if (b64 == NULL || kiln_base64_decode (&raw, &len, b64, strlen (b64), NULL) < 0)
-                r = kiln_error_makec (err, KILN_E_NOT_FOUND, 0, "secret %s has no key %s", name,
-                                      key ? key : "");
-        json_decref (secret);
-        if (r < 0)
-                return -1;
-        if (format) {
-                const char *at = strstr (format, "${SECRET_VALUE}");
-                *out = at ? kiln_strdup_printf ("%.*s%s%s", (int) (at - format), format,
-                                                (char *) raw, at + 15)
-                          : kiln_strdup (format);
-                free (raw);
-        } else {
-                *out = (char *) raw;
-        }
-        return 0;
-}
-
-static int
 one_value (json_t **out, kiln_store *s, const char *ns, const json_t *pv, kiln_error **err)
 {
         const json_t *v = json_object_get (pv, "value");
         const json_t *sv = json_object_get (pv, "secretValue");
+        const json_t *cv = json_object_get (pv, "configMapValue");
         char *str = NULL;
 
         if (json_is_string (v)) {
                 *out = json_incref ((json_t *) v);
                 return 0;
         }
-        if (sv) {
-                if (secret_value (&str, s, ns, sv, err) < 0)
-                        return -1;
-                *out = json_string (str);
-                free (str);
-                return 0;
-        }
-        return kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
-                                 "parameter %s: configMapValue is not supported by kiln",
-                                 json_string_value (json_object_get (pv, "name")));
+        if (sv == NULL && cv == NULL)
+                return kiln_error_makec (err, KILN_E_INVALID, 0, "no value");
+        if (kiln_ref_param_value (&str, s, ns, sv ? sv : cv, sv != NULL, err) < 0)
+                return -1;
+        *out = json_string (str);
+        explicit_bzero (str, strlen (str));
+        free (str);
+        return 0;
 }
 
 static int
@@ -141,12 +106,15 @@ typedef struct run_ctx {
         char *results;
         char *output_dir; /* shp-output-directory, when a step uses it */
         json_t *params;
+        json_t *env; /* the Build's env, valueFrom resolved */
         char **base_env;
         int log_fd;
         kiln_run_result *f;
         /* clone credentials, only ever in memory */
         char *git_user;
         char *git_pass;
+        char *ssh_key;
+        char *ssh_known_hosts;
 } run_ctx;
 
 /* Appends a formatted "NAME=VALUE" to the run's environment. */
@@ -286,6 +254,52 @@ write_git_credentials (run_ctx *c, const char *url, kiln_error **err)
         return 0;
 }
 
+static char *
+shell_quote (const char *s)
+{
+        kiln_buf b = KILN_BUF_INIT;
+        size_t len;
+
+        kiln_buf_puts (&b, "'", NULL);
+        for (const char *p = s; *p; p++)
+                kiln_buf_puts (&b, *p == '\'' ? "'\\''" : (char[]){ *p, 0 }, NULL);
+        kiln_buf_puts (&b, "'", NULL);
+        return kiln_buf_steal (&b, &len);
+}
+
+/* A step that clones itself gets the ssh-auth key as a file (0600): kiln
+ * build reads KILN_GIT_SSH_KEY (and KILN_GIT_SSH_KNOWN_HOSTS), git reads
+ * GIT_SSH_COMMAND.  Without known_hosts the host key is not checked, as
+ * Shipwright's git step does (StrictHostKeyChecking=no). */
+static int
+write_ssh_files (run_ctx *c, kiln_error **err)
+{
+        cleanup_free char *key = kiln_strdup_printf ("%s/secrets/ssh-privatekey", c->work);
+        cleanup_free char *hosts = kiln_strdup_printf ("%s/secrets/known_hosts", c->work);
+        cleanup_free char *qkey = shell_quote (key);
+        cleanup_free char *qhosts = shell_quote (hosts);
+
+        if (write_secret_file (key, c->ssh_key, strlen (c->ssh_key), err) < 0)
+                return -1;
+        env_add (c, "KILN_GIT_SSH_KEY=%s", key);
+        if (c->ssh_known_hosts) {
+                if (write_secret_file (hosts, c->ssh_known_hosts, strlen (c->ssh_known_hosts), err)
+                    < 0)
+                        return -1;
+                env_add (c, "KILN_GIT_SSH_KNOWN_HOSTS=%s", hosts);
+                env_add (c,
+                         "GIT_SSH_COMMAND=ssh -i %s -o IdentitiesOnly=yes -o "
+                         "StrictHostKeyChecking=yes -o UserKnownHostsFile=%s",
+                         qkey, qhosts);
+        } else {
+                env_add (c,
+                         "GIT_SSH_COMMAND=ssh -i %s -o IdentitiesOnly=yes -o "
+                         "StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                         qkey);
+        }
+        return 0;
+}
+
 static int
 setup_clone_secret (run_ctx *c, kiln_error **err)
 {
@@ -301,11 +315,14 @@ setup_clone_secret (run_ctx *c, kiln_error **err)
         if (type && strcmp (type, "kubernetes.io/basic-auth") == 0) {
                 decode_key (&c->git_user, secret, "username");
                 decode_key (&c->git_pass, secret, "password");
+        } else if (type && strcmp (type, "kubernetes.io/ssh-auth") == 0) {
+                decode_key (&c->ssh_key, secret, "ssh-privatekey");
+                decode_key (&c->ssh_known_hosts, secret, "known_hosts");
         } else {
                 json_decref (secret);
                 return kiln_error_makec (err, KILN_E_UNSUPPORTED, 0,
-                                         "cloneSecret %s: type %s is not supported yet (use "
-                                         "kubernetes.io/basic-auth)",
+                                         "cloneSecret %s: type %s is not supported (use "
+                                         "kubernetes.io/basic-auth or kubernetes.io/ssh-auth)",
                                          name, type ? type : "(none)");
         }
         json_decref (secret);
@@ -340,7 +357,7 @@ setup_push_secret (run_ctx *c, kiln_error **err)
 }
 
 static void
-map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials)
+map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials, bool ssh_key)
 {
         const char *reason = "GitError";
         const char *msg = kiln_error_msg (e);
@@ -351,8 +368,9 @@ map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials)
                 reason = strstr (msg, "revision") ? "GitRevisionNotFound"
                                                   : "GitRemoteRepositoryNotFound";
         else if (e && e->code == KILN_E_AUTH)
-                reason
-                    = had_credentials ? "GitAuthInvalidUserOrPass" : "GitRemoteRepositoryPrivate";
+                reason = ssh_key           ? "GitAuthInvalidKey"
+                         : had_credentials ? "GitAuthInvalidUserOrPass"
+                                           : "GitRemoteRepositoryPrivate";
         fail_run (f, "Failed", "buildrun step step-source-default failed: %s", msg);
         f->fail_reason = kiln_strdup (reason);
         f->fail_message = kiln_strdup (msg);
@@ -371,6 +389,8 @@ fetch_source (run_ctx *c)
                 .work_dir = c->source_root,
                 .username = c->git_user,
                 .password = c->git_pass,
+                .ssh_key = c->ssh_key,
+                .ssh_known_hosts = c->ssh_known_hosts,
                 .cancel = c->o->stop,
         };
         kiln_error *err = NULL;
@@ -378,7 +398,7 @@ fetch_source (run_ctx *c)
         log_line (c, "[step-source-default] fetching %s", url);
         if (kiln_source_fetch (&c->f->src, &o, &err) < 0) {
                 log_line (c, "[step-source-default] %s", kiln_error_msg (err));
-                map_source_error (c->f, err, c->git_pass != NULL);
+                map_source_error (c->f, err, c->git_pass != NULL, c->ssh_key != NULL);
                 kiln_error_free (err);
                 return -1;
         }
@@ -446,8 +466,7 @@ static char **
 step_env (run_ctx *c, const json_t *step)
 {
         char **env = kiln_strv_dup (c->base_env);
-        const json_t *lists[]
-            = { json_object_get (c->res->effective, "env"), json_object_get (step, "env") };
+        const json_t *lists[] = { c->env, json_object_get (step, "env") };
 
         for (size_t k = 0; k < KILN_N_ELEMENTS (lists); k++) {
                 size_t i;
@@ -456,10 +475,13 @@ step_env (run_ctx *c, const json_t *step)
                 {
                         const char *name = json_string_value (json_object_get (e, "name"));
                         const char *value = json_string_value (json_object_get (e, "value"));
+                        bool literal = json_is_true (json_object_get (e, "literal"));
                         if (name == NULL)
                                 continue;
-                        cleanup_free char *v
-                            = kiln_step_substitute (value ? value : "", c->params, c->results);
+                        cleanup_free char *v = literal
+                                                   ? kiln_strdup (value)
+                                                   : kiln_step_substitute (value ? value : "",
+                                                                           c->params, c->results);
                         cleanup_free char *kv = kiln_strdup_printf ("%s=%s", name, v);
                         env = kiln_strv_append (env, kv);
                 }
@@ -529,7 +551,7 @@ run_image_step (run_ctx *c, const json_t *step, const char *container, const cha
         cleanup_free char *docker = kiln_strdup_printf ("%s/secrets/docker", c->work);
         kiln_image_step is = { .step = step,
                                .strategy = c->res->strategy,
-                               .build_env = json_object_get (c->res->effective, "env"),
+                               .build_env = c->env,
                                .params = c->params,
                                .work = c->work,
                                .source_root = c->source_root,
@@ -750,14 +772,18 @@ execute (run_ctx *c)
         base_env (c);
         if (prepare_dirs (c, &err) < 0 || setup_clone_secret (c, &err) < 0
             || setup_push_secret (c, &err) < 0
-            || user_params (c->params, c->o->store, c->o->ns, c->res, &err) < 0) {
+            || user_params (c->params, c->o->store, c->o->ns, c->res, &err) < 0
+            || kiln_ref_env (&c->env, c->o->store, c->o->ns,
+                             json_object_get (c->res->effective, "env"), &err)
+                   < 0) {
                 fail_run (c->f, "Failed", "%s", kiln_error_msg (err));
                 kiln_error_free (err);
                 return;
         }
         const char *url = spec_str (c->res->effective, "source", "git", "url");
         if (url && kiln_strategy_mentions (c->res->strategy, "shp-source-url")) {
-                if (c->git_pass && write_git_credentials (c, url, &err) < 0) {
+                if ((c->git_pass && write_git_credentials (c, url, &err) < 0)
+                    || (c->ssh_key && write_ssh_files (c, &err) < 0)) {
                         fail_run (c->f, "Failed", "%s", kiln_error_msg (err));
                         kiln_error_free (err);
                         return;
@@ -847,9 +873,14 @@ kiln_run_execute (kiln_run_result *out, const kiln_run_opts *o)
         if (c.log_fd >= 0)
                 close (c.log_fd);
         json_decref (c.params);
+        json_decref (c.env);
         kiln_strv_free (c.base_env);
         free (c.git_user);
         free (c.git_pass);
+        if (c.ssh_key)
+                explicit_bzero (c.ssh_key, strlen (c.ssh_key));
+        free (c.ssh_key);
+        free (c.ssh_known_hosts);
         free (c.work);
         free (c.source_root);
         free (c.results);

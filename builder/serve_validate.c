@@ -258,6 +258,8 @@ classify_value (param_lists *l, const json_t *pv, const json_t *def, const char 
                         add_name (&l->empty_item, name);
                 if (incomplete_ref (json_object_get (item, "secretValue")))
                         add_name (&l->incomplete_secret, name);
+                if (incomplete_ref (json_object_get (item, "configMapValue")))
+                        add_name (&l->incomplete_cm, name);
         }
 }
 
@@ -439,9 +441,6 @@ check_env (kiln_verdict *v, const json_t *env)
                 } else if (json_object_get (e, "value") && json_object_get (e, "valueFrom")) {
                         fail (v, "SpecEnvOnlyOneOfValueOrValueFromMustBeSpecified",
                               "only one of value or valueFrom must be specified for %s", name);
-                } else if (json_object_get (e, "valueFrom")) {
-                        fail (v, "SpecEnvValueFromNotSupported",
-                              "env %s: valueFrom is not supported by kiln; use value", name);
                 } else if (env_name_forbidden (name)) {
                         fail (v, "SpecEnvNameForbidden",
                               "environment variable %s is forbidden: it could change how the "

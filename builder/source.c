@@ -1,5 +1,6 @@
 /* kiln: source fetching with libgit2 (see include/kiln/source.h). */
 #include <errno.h>
+#include <ctype.h>
 #include <ftw.h>
 #include <git2.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 
 #include "kiln/buf.h"
 #include "kiln/cleanup.h"
+#include "kiln/digest.h"
 #include "kiln/fs.h"
 #include "kiln/log.h"
 #include "kiln/source.h"
@@ -49,6 +51,8 @@ typedef struct fetch_ctx {
         bool auth_refused;
         bool no_credentials;
         bool canceled;
+        bool host_key_rejected;
+        int ssh_port; /* from the URL; 22 when it names none */
 } fetch_ctx;
 
 /* libgit2 1.5 leaks PCRE2 match data when git_regexp_match finds no match
@@ -231,11 +235,26 @@ credentials_cb (git_credential **out, const char *url, const char *user_from_url
         const kiln_source_opts *o = ctx->opts;
 
         (void) url;
+        /* For ssh, libgit2 first asks for the user name alone (kiln clones
+         * the URL without its userinfo), then for a key: only the key
+         * counts as an attempt. */
+        if (allowed == GIT_CREDENTIAL_USERNAME && (ctx->user || user_from_url))
+                return git_credential_username_new (out, ctx->user ? ctx->user : user_from_url);
         /* libgit2 calls again when the server refused what we gave. */
         if (++ctx->auth_attempts > 1) {
                 ctx->auth_refused = true;
                 git_error_set_str (GIT_ERROR_NET, "credentials refused");
                 return GIT_EAUTH;
+        }
+        if (o->ssh_key && (allowed & (GIT_CREDENTIAL_SSH_KEY | GIT_CREDENTIAL_SSH_MEMORY))) {
+                const char *user = user_from_url ? user_from_url : ctx->user ? ctx->user : "git";
+                if (!(allowed & GIT_CREDENTIAL_SSH_MEMORY)) {
+                        git_error_set_str (GIT_ERROR_NET,
+                                           "this libgit2 cannot use an SSH key held in memory");
+                        return GIT_EUSER;
+                }
+                return git_credential_ssh_key_memory_new (out, user, NULL, o->ssh_key,
+                                                          o->ssh_key_passphrase);
         }
         if ((allowed & GIT_CREDENTIAL_SSH_KEY) && o->ssh_key_path) {
                 const char *user = user_from_url ? user_from_url : ctx->user ? ctx->user : "git";
@@ -252,16 +271,129 @@ credentials_cb (git_credential **out, const char *url, const char *user_from_url
         return GIT_EAUTH;
 }
 
+/* OpenSSH's host patterns: `*` and `?` only (brackets are literal), case
+ * does not matter. */
+static bool
+glob_match (const char *pat, size_t n, const char *s)
+{
+        if (n == 0)
+                return *s == '\0';
+        if (*pat == '*')
+                return glob_match (pat + 1, n - 1, s) || (*s && glob_match (pat, n, s + 1));
+        if (*s && (*pat == '?' || tolower ((unsigned char) *pat) == tolower ((unsigned char) *s)))
+                return glob_match (pat + 1, n - 1, s + 1);
+        return false;
+}
+
+/* Whether one known_hosts host field ("a,b,[c]:2222", or hashed) names
+ * the server. */
+static bool
+known_host_matches (const char *field, size_t len, const char *host, int port)
+{
+        cleanup_free char *name
+            = port == 22 ? kiln_strdup (host) : kiln_strdup_printf ("[%s]:%d", host, port);
+        const char *p = field, *end = field + len;
+        bool hit = false;
+
+        /* kiln has no HMAC here: a hashed name is taken to be this host. */
+        if (len > 3 && memcmp (field, "|1|", 3) == 0)
+                return true;
+        while (p < end) {
+                const char *comma = memchr (p, ',', (size_t) (end - p));
+                size_t n = comma ? (size_t) (comma - p) : (size_t) (end - p);
+                bool negate = n > 0 && *p == '!';
+                if (glob_match (p + negate, n - negate, name)) {
+                        if (negate)
+                                return false;
+                        hit = true;
+                }
+                p += n + 1;
+        }
+        return hit;
+}
+
+/* The next blank-separated field of a line; false at its end. */
+static bool
+next_field (const char **p, const char *end, const char **field, size_t *len)
+{
+        while (*p < end && (**p == ' ' || **p == '\t' || **p == '\r'))
+                (*p)++;
+        *field = *p;
+        while (*p < end && **p != ' ' && **p != '\t' && **p != '\r')
+                (*p)++;
+        *len = (size_t) (*p - *field);
+        return *len > 0;
+}
+
+/* Whether the server's raw host key is listed for it in known_hosts. */
+static bool
+host_key_known (const char *known_hosts, const git_cert_hostkey *hk, const char *host, int port)
+{
+        cleanup_free char *b64 = kiln_base64_encode (hk->hostkey, hk->hostkey_len);
+        size_t b64_len = strlen (b64);
+        const char *line = known_hosts;
+
+        while (line && *line) {
+                const char *eol = strchr (line, '\n');
+                const char *end = eol ? eol : line + strlen (line);
+                const char *p = line, *hosts, *type, *key;
+                size_t hn, tn, kn;
+                line = eol ? eol + 1 : NULL;
+                if (!next_field (&p, end, &hosts, &hn) || *hosts == '#' || *hosts == '@'
+                    || !next_field (&p, end, &type, &tn) || !next_field (&p, end, &key, &kn))
+                        continue;
+                if (kn == b64_len && memcmp (key, b64, kn) == 0
+                    && known_host_matches (hosts, hn, host, port))
+                        return true;
+        }
+        return false;
+}
+
 static int
 certificate_cb (git_cert *cert, int valid, const char *host, void *payload)
 {
         fetch_ctx *ctx = payload;
+        const char *known = ctx->opts->ssh_known_hosts;
 
-        (void) cert;
-        (void) host;
+        if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2) {
+                const git_cert_hostkey *hk = (const git_cert_hostkey *) cert;
+                if (known == NULL)
+                        return 0;
+                if ((hk->type & GIT_CERT_SSH_RAW)
+                    && host_key_known (known, hk, host ? host : "", ctx->ssh_port))
+                        return 0;
+                ctx->host_key_rejected = true;
+                git_error_set (GIT_ERROR_SSH, "the host key of %s is not in known_hosts",
+                               host ? host : "the server");
+                return GIT_ECERTIFICATE;
+        }
         if (valid || ctx->opts->insecure_skip_tls_verify)
                 return 0;
         return GIT_PASSTHROUGH;
+}
+
+/* The port of an ssh:// URL (22 when none); scp-like URLs have none. */
+static int
+ssh_port (const char *url)
+{
+        const char *p = strstr (url, "://");
+        const char *slash, *colon;
+        int64_t port = 22;
+
+        if (p == NULL)
+                return 22;
+        p += 3;
+        slash = strchr (p, '/');
+        if (strchr (p, '@') && (slash == NULL || strchr (p, '@') < slash))
+                p = strchr (p, '@') + 1;
+        colon = strchr (p, ':');
+        if (colon && (slash == NULL || colon < slash)) {
+                cleanup_free char *digits = strndup (
+                    colon + 1, (size_t) ((slash ? slash : colon + strlen (colon)) - colon - 1));
+                if (kiln_parse_int64 (digits, 1, 65535, &port) < 0)
+                        port = 22;
+        }
+        return (int) port;
 }
 
 static int
@@ -315,6 +447,8 @@ clone_error (int rc, const fetch_ctx *ctx, const char *url, kiln_error **err)
 
         if (ctx->canceled)
                 return kiln_error_makec (err, KILN_E_CANCELED, 0, "clone of `%s` canceled", url);
+        if (ctx->host_key_rejected)
+                return kiln_error_makec (err, KILN_E_NETWORK, 0, "repository `%s`: %s", url, msg);
         if (ctx->auth_refused || ctx->no_credentials || rc == GIT_EAUTH || strstr (msg, "401")
             || strstr (msg, "403") || strstr (msg, "authentication"))
                 return kiln_error_makec (err, KILN_E_AUTH, 0, "repository `%s`: %s", url,
@@ -516,6 +650,7 @@ clone_repo (kiln_source *out, const kiln_source_opts *o, const char *url, kiln_e
                                          "repository `%s`: this libgit2 was built without SSH",
                                          clean);
         url_credentials (url, &url_user, &url_pass);
+        ctx.ssh_port = ssh_port (url);
         ctx.user = o->username ? o->username : url_user;
         ctx.password = o->password ? o->password : url_pass;
         if (prepare_work_dir (o->work_dir, err) < 0)

@@ -239,6 +239,24 @@ typedef struct kiln_image_step {
  * (release with kiln_step_run_clear). */
 int kiln_image_step_run (kiln_step_run *out, const kiln_image_step *s, kiln_error **err);
 
+/* ---- Secret and ConfigMap references (serve_refs.c) ---- */
+
+/* The value of key in a Secret (decoded) or ConfigMap (kind "Secret" or
+ * "ConfigMap"), a new string in *out.  KILN_E_NOT_FOUND names the missing
+ * object or key; the message never holds a value. */
+int kiln_ref_value (char **out, kiln_store *s, const char *ns, const char *kind, const char *name,
+                    const char *key, kiln_error **err);
+
+/* A paramValues secretValue (secret) or configMapValue: {name, key,
+ * format}, with ${SECRET_VALUE} / ${CONFIGMAP_VALUE} in format replaced. */
+int kiln_ref_param_value (char **out, kiln_store *s, const char *ns, const json_t *ref, bool secret,
+                          kiln_error **err);
+
+/* A copy of an env list with every valueFrom (secretKeyRef or
+ * configMapKeyRef) replaced by {name, value, literal: true}: a literal
+ * value is not substituted.  Errors name the variable. */
+int kiln_ref_env (json_t **out, kiln_store *s, const char *ns, const json_t *env, kiln_error **err);
+
 /* ---- one run (serve_run.c) ---- */
 
 /* Why a run's stop flag was raised. */
@@ -265,7 +283,7 @@ typedef struct kiln_run_result {
         char *message;
         char *fail_reason; /* failureDetails, or NULL */
         char *fail_message;
-        char *fail_container; /* owned */
+        char *fail_container; /* "step-NAME" */
         char *digest;         /* status.output, or NULL */
         int64_t size;
         kiln_source src; /* the commit, when known */
@@ -345,6 +363,28 @@ json_t *kiln_view_object (const kiln_view *v, const json_t *obj);
  * metadata) or a Table.  New reference. */
 json_t *kiln_view_list (const kiln_view *v, const json_t *items, const char *list_kind,
                         const char *api_version, json_t *meta);
+
+/* ---- retention (serve_retention.c) ---- */
+
+/* The label naming a BuildRun's Build. */
+#define KILN_BUILD_LABEL "build.shipwright.io/name"
+
+typedef struct kiln_reaper kiln_reaper;
+
+/* Starts the thread that deletes finished BuildRuns whose retention TTL
+ * passed or that are beyond their Build's limits (runner may be NULL). */
+int kiln_reaper_start (kiln_reaper **out, kiln_store *s, kiln_runner *runner, kiln_error **err);
+
+/* Stops the thread (within a fraction of a second) and frees r; accepts
+ * NULL. */
+void kiln_reaper_stop (kiln_reaper *r);
+
+/* Deletes a BuildRun, stops it when it runs, and removes its log. */
+void kiln_buildrun_delete (kiln_store *s, kiln_runner *runner, const char *ns, const char *name);
+
+/* After a Build was deleted: with spec.retention.atBuildDeletion, deletes
+ * the BuildRuns labelled with its name. */
+void kiln_retention_build_deleted (kiln_store *s, kiln_runner *runner, const json_t *build);
 
 /* ---- the API (serve_api.c) ---- */
 

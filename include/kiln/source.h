@@ -53,6 +53,15 @@ typedef struct kiln_source_opts {
         const char *ssh_key_path;
         const char *ssh_key_passphrase;
         const char *ssh_public_key_path;
+        /* Or the private key itself (PEM or OpenSSH format), kept in
+         * memory; it wins over ssh_key_path. */
+        const char *ssh_key;
+        /* known_hosts lines (the content, not a path): when set, the
+         * server's host key must be listed for its host ("host",
+         * "[host]:port", "*" patterns; a hashed "|1|..." entry matches any
+         * host), else the clone fails with KILN_E_NETWORK.  NULL: any host
+         * key is accepted. */
+        const char *ssh_known_hosts;
 
         /* Accept any TLS certificate (tests, private CAs).  Default false. */
         bool insecure_skip_tls_verify;
