@@ -26,6 +26,7 @@ typedef struct serve_opts {
         int64_t history;
         int64_t grace_ms;
         uint64_t max_body;
+        uint64_t max_source;
 } serve_opts;
 
 enum {
@@ -37,6 +38,7 @@ enum {
         OPT_EVENT_HISTORY,
         OPT_SHUTDOWN_GRACE,
         OPT_MAX_BODY,
+        OPT_MAX_SOURCE,
 };
 
 static int
@@ -71,6 +73,11 @@ take_opt (serve_opts *o, const kiln_command *cmd, int opt, const char *arg)
                 if (kiln_parse_size (arg, &o->max_body) < 0 || o->max_body == 0)
                         return kiln_cli_usage_error (cmd, "--max-body wants a size (8M)"), -1;
                 return 1;
+        case OPT_MAX_SOURCE:
+                if (kiln_parse_size (arg, &o->max_source) < 0 || o->max_source == 0)
+                        return kiln_cli_usage_error (cmd, "--max-source-size wants a size (1G)"),
+                               -1;
+                return 1;
         default:
                 return 0;
         }
@@ -89,6 +96,7 @@ parse_args (serve_opts *o, kiln_global *g, int argc, char **argv)
                 { "event-history", required_argument, NULL, OPT_EVENT_HISTORY },
                 { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
                 { "max-body", required_argument, NULL, OPT_MAX_BODY },
+                { "max-source-size", required_argument, NULL, OPT_MAX_SOURCE },
                 { NULL, 0, NULL, 0 },
         };
         const kiln_command *cmd = &kiln_cmd_serve;
@@ -226,7 +234,10 @@ start (daemon_parts *d, const serve_opts *o, const char *data_dir, kiln_error **
         ro.store = d->store;
         if (kiln_runner_start (&d->runner, &ro, err) < 0)
                 return -1;
-        ao = (kiln_api_opts){ .store = d->store, .runner = d->runner, .token = d->token };
+        ao = (kiln_api_opts){ .store = d->store,
+                              .runner = d->runner,
+                              .token = d->token,
+                              .max_source = o->max_source };
         kiln_api_new (&d->api, &ao);
         kiln_api_handlers (d->api, &ho.handlers);
         if (kiln_http_start (&d->http, &ho, err) < 0)
@@ -317,5 +328,7 @@ const kiln_command kiln_cmd_serve = {
         "      --event-history N     watch events kept for reconnecting clients\n"
         "                            (default 10000)\n"
         "      --max-body SIZE       the largest request body (default 8M)\n"
+        "      --max-source-size SIZE  the largest source upload, a tar or tar.gz\n"
+        "                            (default 1G)\n"
         "\n" KILN_GLOBAL_HELP,
 };

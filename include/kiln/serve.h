@@ -10,6 +10,7 @@
  *   serve_step.c      parameter substitution and running one step
  *   serve_run.c       one BuildRun: parameters, secrets, source, steps, results
  *   serve_runner.c    the fair queue, workers, timeouts, cancel, recovery
+ *   serve_upload.c    a BuildRun's uploaded local source
  *
  * Ownership: a json_t delivered through `json_t **out` is a new reference
  * the caller releases with json_decref; json_t arguments are borrowed. */
@@ -168,6 +169,7 @@ typedef struct kiln_run_opts {
         const char *kiln_path; /* what a step's `kiln` runs */
         const kiln_resolved *res;
         volatile sig_atomic_t *stop; /* a KILN_RUN_STOP_* value stops the run */
+        const char *upload_dir;      /* a Local source arrives as upload_dir/source */
 } kiln_run_opts;
 
 /* What a run produced, for the BuildRun's status; strings owned. */
@@ -214,6 +216,10 @@ bool kiln_runner_cancel (kiln_runner *r, const char *ns, const char *name);
 /* The log file of a BuildRun (by uid); the caller frees it. */
 char *kiln_runner_log_path (kiln_runner *r, const char *uid);
 
+/* DATA/uploads/NAME: where a BuildRun's (by uid) uploaded source is kept
+ * until its run takes it; the caller frees it. */
+char *kiln_runner_upload_dir (kiln_runner *r, const char *name);
+
 /* Stops taking work, lets running builds go on for grace_ms, then stops
  * them (reason DaemonShutdown), joins the workers and frees r. */
 void kiln_runner_stop (kiln_runner *r, int64_t grace_ms);
@@ -225,7 +231,8 @@ typedef struct kiln_api kiln_api;
 typedef struct kiln_api_opts {
         kiln_store *store;
         kiln_runner *runner;
-        const char *token; /* required bearer token; NULL: none (tests) */
+        const char *token;   /* required bearer token; NULL: none (tests) */
+        uint64_t max_source; /* the largest source upload; 0: 1 GiB */
 } kiln_api_opts;
 
 void kiln_api_new (kiln_api **out, const kiln_api_opts *opts);
@@ -241,6 +248,22 @@ void kiln_api_status (kiln_http_response *resp, int code, const char *reason, co
 /* Re-checks the Builds of a namespace (all when ns is NULL) after a
  * strategy or a secret changed, updating status.registered. */
 void kiln_api_revalidate_builds (kiln_store *s, const char *ns);
+
+/* ---- local source uploads (serve_upload.c) ---- */
+
+#define KILN_LOCAL_TIMEOUT_MS (10 * 60 * 1000)
+
+/* True when spec.source.type is Local. */
+bool kiln_source_is_local (const json_t *spec);
+
+/* POST .../buildruns/NAME/source before its body: answers resp when the
+ * run takes no upload (404, 400, 409), else has the body spooled (up to
+ * limit bytes). */
+void kiln_upload_precheck (kiln_store *s, kiln_runner *r, uint64_t limit, const char *ns,
+                           const char *name, kiln_http_response *resp);
+/* The same with the spooled body: extracts it for the run. */
+void kiln_upload_handle (kiln_store *s, kiln_runner *r, const char *ns, const char *name,
+                         const kiln_http_request *req, kiln_http_response *resp);
 
 /* Streams (serve_watch.c). */
 void kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const char *kind, const char *ns,
