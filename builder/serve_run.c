@@ -355,7 +355,7 @@ map_source_error (kiln_run_result *f, const kiln_error *e, bool had_credentials)
         fail_run (f, "Failed", "buildrun step step-source-default failed: %s", msg);
         f->fail_reason = kiln_strdup (reason);
         f->fail_message = kiln_strdup (msg);
-        f->fail_container = "step-source-default";
+        f->fail_container = kiln_strdup ("step-source-default");
 }
 
 static int
@@ -427,7 +427,7 @@ wait_upload (run_ctx *c)
                                   dur);
                         c->f->fail_reason = kiln_strdup ("LocalSourceUploadTimeout");
                         c->f->fail_message = kiln_strdup (c->f->message);
-                        c->f->fail_container = container;
+                        c->f->fail_container = kiln_strdup (container);
                         log_line (c, "[%s] %s", container, c->f->message);
                         return -1;
                 }
@@ -556,7 +556,7 @@ step_failed (run_ctx *c, const char *container, const kiln_step_run *sr)
                   sr->last_stderr ? ": " : "", sr->last_stderr ? sr->last_stderr : "");
         c->f->fail_reason = reason;
         c->f->fail_message = message ? message : kiln_strdup (sr->last_stderr);
-        c->f->fail_container = container;
+        c->f->fail_container = kiln_strdup (container);
 }
 
 static int
@@ -742,6 +742,7 @@ kiln_run_result_clear (kiln_run_result *f)
         free (f->message);
         free (f->fail_reason);
         free (f->fail_message);
+        free (f->fail_container);
         free (f->digest);
         kiln_source_clear (&f->src);
         memset (f, 0, sizeof (*f));

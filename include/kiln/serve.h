@@ -179,8 +179,8 @@ typedef struct kiln_run_result {
         char *message;
         char *fail_reason; /* failureDetails, or NULL */
         char *fail_message;
-        const char *fail_container; /* static */
-        char *digest;               /* status.output, or NULL */
+        char *fail_container; /* owned: the step's container (it may be freed with the step) */
+        char *digest;         /* status.output, or NULL */
         int64_t size;
         kiln_source src; /* the commit, when known */
 } kiln_run_result;
