@@ -34,6 +34,7 @@ typedef struct serve_opts {
         const char *tls_key;
         const char *events_sink;
         bool listen_given;
+        uint64_t max_source;
 } serve_opts;
 
 enum {
@@ -49,6 +50,7 @@ enum {
         OPT_TLS_CERT,
         OPT_TLS_KEY,
         OPT_EVENTS_SINK,
+        OPT_MAX_SOURCE,
 };
 
 static int
@@ -96,6 +98,11 @@ take_opt (serve_opts *o, const kiln_command *cmd, int opt, const char *arg)
                 if (kiln_parse_size (arg, &o->max_body) < 0 || o->max_body == 0)
                         return kiln_cli_usage_error (cmd, "--max-body wants a size (8M)"), -1;
                 return 1;
+        case OPT_MAX_SOURCE:
+                if (kiln_parse_size (arg, &o->max_source) < 0 || o->max_source == 0)
+                        return kiln_cli_usage_error (cmd, "--max-source-size wants a size (1G)"),
+                               -1;
+                return 1;
         default:
                 return 0;
         }
@@ -118,6 +125,7 @@ parse_args (serve_opts *o, kiln_global *g, int argc, char **argv)
                 { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
                 { "tls-key", required_argument, NULL, OPT_TLS_KEY },
                 { "events-sink", required_argument, NULL, OPT_EVENTS_SINK },
+                { "max-source-size", required_argument, NULL, OPT_MAX_SOURCE },
                 { NULL, 0, NULL, 0 },
         };
         const kiln_command *cmd = &kiln_cmd_serve;
@@ -281,9 +289,11 @@ start (daemon_parts *d, const serve_opts *o, const char *data_dir, kiln_error **
             || kiln_reaper_start (&d->reaper, d->store, d->runner, err) < 0)
                 return -1;
         kiln_metrics_set_runner (d->metrics, d->runner);
-        ao = (kiln_api_opts){
-                .store = d->store, .runner = d->runner, .metrics = d->metrics, .token = d->token
-        };
+        ao = (kiln_api_opts){ .store = d->store,
+                              .runner = d->runner,
+                              .metrics = d->metrics,
+                              .token = d->token,
+                              .max_source = o->max_source };
         kiln_api_new (&d->api, &ao);
         kiln_api_handlers (d->api, &ho.handlers);
         ho.observe = kiln_metrics_observe_http;
@@ -392,5 +402,7 @@ const kiln_command kiln_cmd_serve = {
         "      --events-sink URL     POST a CloudEvent (binary mode, type\n"
         "                            dev.kiln.buildrun.finished) for each BuildRun that\n"
         "                            finishes\n"
+        "      --max-source-size SIZE  the largest source upload, a tar or tar.gz\n"
+        "                            (default 1G)\n"
         "\n" KILN_GLOBAL_HELP,
 };

@@ -17,6 +17,12 @@ const kiln_command *const kiln_commands[] = {
         &kiln_cmd_stack,
         &kiln_cmd_serve,
         &kiln_cmd_image_processing,
+        &kiln_cmd_get,
+        &kiln_cmd_apply,
+        &kiln_cmd_delete,
+        &kiln_cmd_logs,
+        &kiln_cmd_cancel,
+        &kiln_cmd_upload,
         &kiln_cmd_version,
         NULL,
 };

@@ -48,6 +48,9 @@ struct kiln_http_request {
         bool too_large;
         bool answered;
         int status;
+        int spool_fd; /* -1: the body goes to memory */
+        uint64_t spool_limit, spooled;
+        bool spool_failed;
         struct timespec start;
 };
 
@@ -92,6 +95,12 @@ kiln_http_body (const kiln_http_request *r, size_t *len)
         }
         *len = r->body.len;
         return r->body.data ? r->body.data : "";
+}
+
+int
+kiln_http_spool_fd (const kiln_http_request *r)
+{
+        return r->spool_fd;
 }
 
 const char *
@@ -213,7 +222,7 @@ answer_error (kiln_http_server *s, kiln_http_request *req, int status, const cha
 /* ---- the request cycle ---- */
 
 static bool
-declared_too_large (struct MHD_Connection *conn, size_t max)
+declared_too_large (struct MHD_Connection *conn, uint64_t max)
 {
         const char *cl
             = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -222,29 +231,63 @@ declared_too_large (struct MHD_Connection *conn, size_t max)
         return cl && kiln_parse_int64 (cl, 0, INT64_MAX, &n) == 0 && (uint64_t) n > max;
 }
 
+/* What precheck asked for.  An answer it made wins; a spool it asked for
+ * is the request's from here on (closed when the request ends). */
+static enum MHD_Result
+precheck_answer (kiln_http_request *req, kiln_http_response *resp)
+{
+        if (resp->spool_fd > 0) {
+                if (resp->status) {
+                        close (resp->spool_fd);
+                        return answer (req, resp);
+                }
+                req->spool_fd = resp->spool_fd;
+                req->spool_limit = resp->spool_limit;
+        }
+        return resp->status ? answer (req, resp) : MHD_YES;
+}
+
 static enum MHD_Result
 first_call (kiln_http_server *s, kiln_http_request *req)
 {
         kiln_http_response resp = { 0 };
 
-        if (declared_too_large (req->conn, s->o.max_body)) {
+        /* A request precheck spools is bounded by its own limit, so the
+         * precheck comes first; it reads no body. */
+        if (s->o.handlers.precheck)
+                s->o.handlers.precheck (s->o.handlers.data, req, &resp);
+        if (resp.status || resp.spool_fd > 0) {
+                enum MHD_Result r = precheck_answer (req, &resp);
+                if (resp.status)
+                        return r;
+        }
+        if (declared_too_large (req->conn,
+                                req->spool_fd >= 0 ? req->spool_limit : (uint64_t) s->o.max_body)) {
                 req->too_large = true;
                 return answer_error (s, req, 413, "request body too large");
         }
-        if (s->o.handlers.precheck)
-                s->o.handlers.precheck (s->o.handlers.data, req, &resp);
-        if (resp.status)
-                return answer (req, &resp);
         return MHD_YES;
 }
 
 static void
 take_body (kiln_http_server *s, kiln_http_request *req, const char *data, size_t *size)
 {
+        (void) s;
+        if (req->spool_fd >= 0) {
+                if (req->too_large || req->spool_failed)
+                        ;
+                else if (*size > req->spool_limit - req->spooled)
+                        req->too_large = true;
+                else if (kiln_write_all (req->spool_fd, data, *size, NULL) < 0)
+                        req->spool_failed = true;
+                else
+                        req->spooled += *size;
+                *size = 0;
+                return;
+        }
         if (!req->too_large && kiln_buf_append (&req->body, data, *size, NULL) < 0)
                 req->too_large = true;
         *size = 0;
-        (void) s;
 }
 
 static enum MHD_Result
@@ -265,6 +308,7 @@ on_request (void *cls, struct MHD_Connection *conn, const char *url, const char 
                 snprintf (req->id, sizeof req->id, "%s-%llu", s->id_prefix,
                           (unsigned long long) atomic_fetch_add (&s->next_id, 1) + 1);
                 kiln_buf_init (&req->body, s->o.max_body);
+                req->spool_fd = -1;
                 *con_cls = req;
                 return first_call (s, req);
         }
@@ -278,6 +322,10 @@ on_request (void *cls, struct MHD_Connection *conn, const char *url, const char 
         }
         if (req->too_large)
                 return answer_error (s, req, 413, "request body too large");
+        if (req->spool_failed)
+                return answer_error (s, req, 507, "cannot store the request body");
+        if (req->spool_fd >= 0 && lseek (req->spool_fd, 0, SEEK_SET) < 0)
+                return answer_error (s, req, 500, "cannot read the request body back");
         req->have_body = true;
         s->o.handlers.handle (s->o.handlers.data, req, &resp);
         if (resp.status == 0)
@@ -316,6 +364,8 @@ on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
                                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
         }
         kiln_buf_free (&req->body);
+        if (req->spool_fd >= 0)
+                close (req->spool_fd);
         free (req);
         *con_cls = NULL;
 }

@@ -25,6 +25,7 @@ struct kiln_api {
         kiln_runner *runner;
         kiln_metrics *metrics;
         char *token;
+        uint64_t max_source;
 };
 
 typedef struct resource {
@@ -82,7 +83,7 @@ typedef struct route {
         const resource *res;
         const char *ns;   /* NULL: cluster scope, or every namespace */
         const char *name; /* NULL: the collection */
-        const char *sub;  /* NULL, "status" or "log" */
+        const char *sub;  /* NULL, "status", "log" or "source" */
         bool alpha;       /* a shipwright.io/v1alpha1 path */
         kiln_view view;   /* how GET answers show objects */
 } route;
@@ -331,7 +332,8 @@ route_tail (route *r, const char **seg, size_t n, bool core)
                 return false;
         /* Secrets and ConfigMaps have no subresources. */
         if (r->sub && (!*r->res->group || strcmp (r->sub, "status") != 0)
-            && !(strcmp (r->sub, "log") == 0 && strcmp (r->res->plural, "buildruns") == 0))
+            && !((strcmp (r->sub, "log") == 0 || strcmp (r->sub, "source") == 0)
+                 && strcmp (r->res->plural, "buildruns") == 0))
                 return false;
         return true;
 }
@@ -470,7 +472,8 @@ check_rule (const json_t *v, const char *at, const char *rest, const rule *ru, c
             { P "source", T_OBJ, false }, { P "source.type", T_STR, false },                       \
             { P "source.contextDir", T_STR, false }, { P "source.git", T_OBJ, false },             \
             { P "source.git.url", T_STR, true }, { P "source.git.revision", T_STR, false },        \
-            { P "source.git.cloneSecret", T_STR, false }, { P "paramValues", T_ARR, false },       \
+            { P "source.git.cloneSecret", T_STR, false }, { P "source.local", T_OBJ, false },      \
+            { P "source.local.timeout", T_DURATION, false }, { P "paramValues", T_ARR, false },    \
             { P "paramValues[]", T_OBJ, false }, { P "paramValues[].name", T_STR, true },          \
             { P "paramValues[].value", T_STR, false }, { P "paramValues[].values", T_ARR, false }, \
             { P "env", T_ARR, false }, { P "env[]", T_OBJ, false },                                \
@@ -517,6 +520,10 @@ static const rule buildrun_rules[] = {
         { "spec.retention", T_OBJ, false },
         { "spec.retention.ttlAfterFailed", T_DURATION, false },
         { "spec.retention.ttlAfterSucceeded", T_DURATION, false },
+        { "spec.source", T_OBJ, false },
+        { "spec.source.type", T_STR, true },
+        { "spec.source.local", T_OBJ, false },
+        { "spec.source.local.timeout", T_DURATION, false },
         { NULL, 0, false },
 };
 
@@ -582,6 +589,14 @@ check_schema (const resource *res, const json_t *obj, char **msg)
             && strcmp (state, "BuildRunCanceled") != 0) {
                 *msg = kiln_strdup_printf ("spec.state: Unsupported value: \"%s\": supported "
                                            "values: \"BuildRunCanceled\"",
+                                           state);
+                return -1;
+        }
+        state = json_string_value (
+            json_object_get (json_object_get (json_object_get (obj, "spec"), "source"), "type"));
+        if (strcmp (res->kind, "BuildRun") == 0 && state && strcmp (state, "Local") != 0) {
+                *msg = kiln_strdup_printf ("spec.source.type: Unsupported value: \"%s\": "
+                                           "supported values: \"Local\"",
                                            state);
                 return -1;
         }
@@ -1134,7 +1149,9 @@ do_delete (kiln_api *api, const route *rt, kiln_http_response *resp)
                 kiln_runner_cancel (api->runner, rt->ns, rt->name);
                 if (uid) {
                         cleanup_free char *log = kiln_runner_log_path (api->runner, uid);
+                        cleanup_free char *upload = kiln_runner_upload_dir (api->runner, uid);
                         unlink (log);
+                        kiln_rm_rf (upload, NULL);
                 }
         }
         if (strcmp (rt->res->kind, "Build") == 0)
@@ -1310,7 +1327,13 @@ dispatch (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_htt
                                          m, kiln_http_path (req));
                 return;
         }
-        if (strcmp (m, "GET") == 0)
+        if (rt->sub && strcmp (rt->sub, "source") == 0) {
+                if (strcmp (m, "POST") == 0)
+                        kiln_upload_handle (api->store, api->runner, rt->ns, rt->name, req, resp);
+                else
+                        kiln_api_status (resp, 405, "MethodNotAllowed",
+                                         "the source takes POST with a tar body");
+        } else if (strcmp (m, "GET") == 0)
                 do_get (api, rt, req, resp);
         else if (rt->sub && strcmp (rt->sub, "log") == 0)
                 kiln_api_status (resp, 405, "MethodNotAllowed", "the log is read-only");
@@ -1323,6 +1346,19 @@ dispatch (kiln_api *api, const route *rt, const kiln_http_request *req, kiln_htt
         else
                 kiln_api_status (resp, 405, "MethodNotAllowed", "%s is not supported on %s", m,
                                  kiln_http_path (req));
+}
+
+/* Parses path (copied into buf) into rt; false when it names nothing. */
+static bool
+route_of (route *rt, char *buf, size_t size, const char *path)
+{
+        const char *seg[MAX_SEGMENTS];
+        size_t n;
+
+        if (kiln_strlcpy (buf, path, size) >= size)
+                return false;
+        n = split_path (buf, seg, MAX_SEGMENTS);
+        return n <= MAX_SEGMENTS && parse_route (rt, seg, n);
 }
 
 static void
@@ -1401,12 +1437,23 @@ precheck (void *data, const kiln_http_request *req, kiln_http_response *resp)
         const char *path = kiln_http_path (req);
         const char *auth = kiln_http_header (req, "Authorization");
 
-        if (api->token == NULL || strcmp (path, "/healthz") == 0 || strcmp (path, "/readyz") == 0)
+        char buf[1024];
+        route rt;
+
+        if (strcmp (path, "/healthz") == 0 || strcmp (path, "/readyz") == 0)
                 return;
-        if (auth && kiln_str_has_prefix (auth, "Bearer ") && token_matches (auth + 7, api->token))
+        if (api->token
+            && !(auth && kiln_str_has_prefix (auth, "Bearer ")
+                 && token_matches (auth + 7, api->token))) {
+                kiln_api_status (resp, 401, "Unauthorized",
+                                 "Unauthorized: a valid bearer token is required");
                 return;
-        kiln_api_status (resp, 401, "Unauthorized",
-                         "Unauthorized: a valid bearer token is required");
+        }
+        /* An upload is spooled to disk, bounded by its own limit. */
+        if (strcmp (kiln_http_method (req), "POST") == 0 && route_of (&rt, buf, sizeof buf, path)
+            && rt.sub && strcmp (rt.sub, "source") == 0 && rt.ns && kiln_name_is_valid (rt.ns))
+                kiln_upload_precheck (api->store, api->runner, api->max_source, rt.ns, rt.name,
+                                      resp);
 }
 
 static void
@@ -1426,6 +1473,7 @@ kiln_api_new (kiln_api **out, const kiln_api_opts *opts)
         api->runner = opts->runner;
         api->metrics = opts->metrics;
         api->token = kiln_strdup (opts->token);
+        api->max_source = opts->max_source ? opts->max_source : (uint64_t) 1 << 30;
         *out = api;
 }
 

@@ -408,6 +408,55 @@ fetch_source (run_ctx *c)
         return 0;
 }
 
+/* A Local source: what `shp build upload` does with the step-source-local
+ * waiter, kiln does with POST .../buildruns/NAME/source (serve_upload.c):
+ * the run waits for the extracted tree and takes it as its source. */
+static int
+wait_upload (run_ctx *c)
+{
+        const char *t = spec_str (c->res->effective, "source", "local", "timeout");
+        const char *container = "step-source-local";
+        cleanup_free char *ready = NULL;
+        int64_t ms = KILN_LOCAL_TIMEOUT_MS, deadline;
+        char dur[32];
+
+        if (t && (kiln_go_duration_parse (t, &ms) < 0 || ms <= 0)) {
+                fail_run (c->f, "Failed", "spec.source.local.timeout `%s` is not a duration", t);
+                return -1;
+        }
+        if (c->o->upload_dir == NULL) {
+                fail_run (c->f, "Failed", "this run cannot take a local source");
+                return -1;
+        }
+        ready = kiln_strdup_printf ("%s/source", c->o->upload_dir);
+        kiln_go_duration_format (dur, sizeof dur, ms);
+        log_line (c, "[%s] waiting up to %s for the source upload", container, dur);
+        deadline = kiln_monotonic_ms () + ms;
+        while (!*c->o->stop) {
+                if (access (ready, F_OK) == 0) {
+                        if (rename (ready, c->source_root) < 0) {
+                                fail_run (c->f, "Failed", "cannot take the uploaded source: %s",
+                                          strerror (errno));
+                                return -1;
+                        }
+                        log_line (c, "[%s] source received", container);
+                        return 0;
+                }
+                if (kiln_monotonic_ms () >= deadline) {
+                        fail_run (c->f, "LocalSourceUploadTimeout",
+                                  "no source was uploaded to buildrun %s within %s", c->o->name,
+                                  dur);
+                        c->f->fail_reason = kiln_strdup ("LocalSourceUploadTimeout");
+                        c->f->fail_message = kiln_strdup (c->f->message);
+                        c->f->fail_container = kiln_strdup (container);
+                        log_line (c, "[%s] %s", container, c->f->message);
+                        return -1;
+                }
+                usleep (100 * 1000);
+        }
+        return -1;
+}
+
 static void
 set_param (json_t *params, const char *name, const char *value)
 {
@@ -789,6 +838,8 @@ execute (run_ctx *c)
                         return;
                 }
         } else if (url && fetch_source (c) < 0) {
+                return;
+        } else if (kiln_source_is_local (c->res->effective) && wait_upload (c) < 0) {
                 return;
         }
         system_params (c);

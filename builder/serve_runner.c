@@ -161,6 +161,12 @@ kiln_runner_log_path (kiln_runner *r, const char *uid)
         return kiln_strdup_printf ("%s/logs/%s.log", r->data_dir, uid);
 }
 
+char *
+kiln_runner_upload_dir (kiln_runner *r, const char *name)
+{
+        return kiln_strdup_printf ("%s/uploads/%s", r->data_dir, name);
+}
+
 static void
 job_free (job *j)
 {
@@ -298,6 +304,7 @@ run_job (kiln_runner *r, job *j, const kiln_resolved *res, const char *uid, int6
 {
         cleanup_free char *work = kiln_strdup_printf ("%s/runs/%s", r->data_dir, uid);
         cleanup_free char *log_path = kiln_runner_log_path (r, uid);
+        cleanup_free char *upload = kiln_runner_upload_dir (r, uid);
         kiln_run_opts o = { .store = r->store,
                             .ns = j->ns,
                             .name = j->name,
@@ -308,10 +315,12 @@ run_job (kiln_runner *r, job *j, const kiln_resolved *res, const char *uid, int6
                             .data_dir = r->data_dir,
                             .res = res,
                             .stop = &j->stop,
-                            .created = created };
+                            .created = created,
+                            .upload_dir = upload };
         kiln_run_result f;
 
         kiln_run_execute (&f, &o);
+        kiln_rm_rf (upload, NULL);
         update_status (r, j, apply_final, &f);
         kiln_info ("buildrun %s/%s: %s", j->ns, j->name, f.reason);
         kiln_run_result_clear (&f);
@@ -479,8 +488,10 @@ recover_one (kiln_runner *r, json_t *br)
         if (json_object_get (json_object_get (br, "status"), "startTime") && uid) {
                 cleanup_free char *marker = kiln_strdup_printf ("KILN_BUILDRUN=%s", uid);
                 cleanup_free char *work = kiln_strdup_printf ("%s/runs/%s", r->data_dir, uid);
+                cleanup_free char *upload = kiln_runner_upload_dir (r, uid);
                 int n = kiln_step_kill_marked (marker);
                 kiln_rm_rf (work, NULL);
+                kiln_rm_rf (upload, NULL);
                 update_status (r, &j, set_restarted, NULL);
                 kiln_warn ("buildrun %s/%s was running when kiln serve stopped: marked failed "
                            "(%d leftover processes killed)",
@@ -517,6 +528,7 @@ kiln_runner_start (kiln_runner **out, const kiln_runner_opts *o, kiln_error **er
         kiln_runner *r = kiln_calloc (1, sizeof (*r));
         cleanup_free char *runs = kiln_strdup_printf ("%s/runs", o->data_dir);
         cleanup_free char *logs = kiln_strdup_printf ("%s/logs", o->data_dir);
+        cleanup_free char *uploads = kiln_strdup_printf ("%s/uploads", o->data_dir);
 
         r->store = o->store;
         r->data_dir = kiln_strdup (o->data_dir);
@@ -527,7 +539,7 @@ kiln_runner_start (kiln_runner **out, const kiln_runner_opts *o, kiln_error **er
         pthread_mutex_init (&r->lock, NULL);
         pthread_cond_init (&r->cond, NULL);
         if (kiln_mkdir_p (runs, 0700, err) < 0 || kiln_mkdir_p (logs, 0700, err) < 0
-            || recover (r, err) < 0) {
+            || kiln_mkdir_p (uploads, 0700, err) < 0 || recover (r, err) < 0) {
                 kiln_runner_stop (r, 0);
                 return -1;
         }

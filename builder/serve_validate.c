@@ -556,6 +556,15 @@ apply_overrides (const json_t *build_spec, const json_t *br_spec)
         }
         if (timeout)
                 json_object_set (eff, "timeout", (json_t *) timeout);
+        /* A BuildRun's source (only type Local exists: `shp build upload`)
+         * replaces the Build's; the Build's contextDir still applies. */
+        if (json_is_object (json_object_get (br_spec, "source"))) {
+                json_t *src = json_deep_copy (json_object_get (br_spec, "source"));
+                const json_t *ctx = json_object_get (json_object_get (eff, "source"), "contextDir");
+                if (ctx && !json_object_get (src, "contextDir"))
+                        json_object_set (src, "contextDir", (json_t *) ctx);
+                json_object_set_new (eff, "source", src);
+        }
         return eff;
 }
 

@@ -157,6 +157,12 @@ extern const kiln_command kiln_cmd_stack;
 extern const kiln_command kiln_cmd_rebase;
 extern const kiln_command kiln_cmd_serve;
 extern const kiln_command kiln_cmd_image_processing;
+extern const kiln_command kiln_cmd_get;
+extern const kiln_command kiln_cmd_apply;
+extern const kiln_command kiln_cmd_delete;
+extern const kiln_command kiln_cmd_logs;
+extern const kiln_command kiln_cmd_cancel;
+extern const kiln_command kiln_cmd_upload;
 
 /* All commands, NULL-terminated, in the order `kiln --help` lists them. */
 extern const kiln_command *const kiln_commands[];

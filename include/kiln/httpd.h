@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -35,6 +36,9 @@ const char *kiln_http_header (const kiln_http_request *r, const char *name);
 const char *kiln_http_query (const kiln_http_request *r, const char *key);
 /* The body (NUL-terminated; "" and 0 when there is none; NULL in precheck). */
 const char *kiln_http_body (const kiln_http_request *r, size_t *len);
+/* The file a body was spooled to (see kiln_http_response.spool_fd),
+ * rewound to its start, or -1.  The server closes it. */
+int kiln_http_spool_fd (const kiln_http_request *r);
 /* An id for log lines and the X-Request-Id header. */
 const char *kiln_http_request_id (const kiln_http_request *r);
 
@@ -56,6 +60,11 @@ typedef struct kiln_http_response {
         void (*stream_free) (void *data);
         void *stream_data;
         bool no_timeout; /* a long-lived stream: no idle timeout */
+        /* precheck only, instead of answering: write the body to this file
+         * (> 0; the server owns and closes it) rather than keep it in
+         * memory, bounded by spool_limit instead of max_body (413 beyond). */
+        int spool_fd;
+        uint64_t spool_limit;
 } kiln_http_response;
 
 typedef struct kiln_http_handlers {

@@ -13,6 +13,7 @@
  *   serve_run.c       one BuildRun: parameters, secrets, source, steps, results
  *   serve_output.c    output.timestamp, and the image-processing step after the steps
  *   serve_runner.c    the fair queue, workers, timeouts, cancel, recovery
+ *   serve_upload.c    a BuildRun's uploaded local source
  *
  * Ownership: a json_t delivered through `json_t **out` is a new reference
  * the caller releases with json_decref; json_t arguments are borrowed. */
@@ -274,6 +275,7 @@ typedef struct kiln_run_opts {
         const kiln_resolved *res;
         volatile sig_atomic_t *stop; /* a KILN_RUN_STOP_* value stops the run */
         int64_t created;             /* metadata.creationTimestamp (BuildTimestamp); < 0: unknown */
+        const char *upload_dir;      /* a Local source arrives as upload_dir/source */
 } kiln_run_opts;
 
 /* What a run produced, for the BuildRun's status; strings owned. */
@@ -322,6 +324,10 @@ void kiln_runner_counts (kiln_runner *r, unsigned *queued, unsigned *running);
 
 /* The log file of a BuildRun (by uid); the caller frees it. */
 char *kiln_runner_log_path (kiln_runner *r, const char *uid);
+
+/* DATA/uploads/NAME: where a BuildRun's (by uid) uploaded source is kept
+ * until its run takes it; the caller frees it. */
+char *kiln_runner_upload_dir (kiln_runner *r, const char *name);
 
 /* Stops taking work, lets running builds go on for grace_ms, then stops
  * them (reason DaemonShutdown), joins the workers and frees r. */
@@ -395,6 +401,7 @@ typedef struct kiln_api_opts {
         kiln_runner *runner;
         struct kiln_metrics *metrics; /* serves /metrics; NULL: 404 */
         const char *token;            /* required bearer token; NULL: none (tests) */
+        uint64_t max_source;          /* the largest source upload; 0: 1 GiB */
 } kiln_api_opts;
 
 void kiln_api_new (kiln_api **out, const kiln_api_opts *opts);
@@ -410,6 +417,22 @@ void kiln_api_status (kiln_http_response *resp, int code, const char *reason, co
 /* Re-checks the Builds of a namespace (all when ns is NULL) after a
  * strategy or a secret changed, updating status.registered. */
 void kiln_api_revalidate_builds (kiln_store *s, const char *ns);
+
+/* ---- local source uploads (serve_upload.c) ---- */
+
+#define KILN_LOCAL_TIMEOUT_MS (10 * 60 * 1000)
+
+/* True when spec.source.type is Local. */
+bool kiln_source_is_local (const json_t *spec);
+
+/* POST .../buildruns/NAME/source before its body: answers resp when the
+ * run takes no upload (404, 400, 409), else has the body spooled (up to
+ * limit bytes). */
+void kiln_upload_precheck (kiln_store *s, kiln_runner *r, uint64_t limit, const char *ns,
+                           const char *name, kiln_http_response *resp);
+/* The same with the spooled body: extracts it for the run. */
+void kiln_upload_handle (kiln_store *s, kiln_runner *r, const char *ns, const char *name,
+                         const kiln_http_request *req, kiln_http_response *resp);
 
 /* Streams (serve_watch.c). */
 void kiln_watch_respond (kiln_http_response *resp, kiln_store *s, const kiln_view *view,
