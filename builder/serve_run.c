@@ -585,6 +585,24 @@ step_failed (run_ctx *c, const char *container, const kiln_step_run *sr)
         c->f->fail_container = kiln_strdup (container);
 }
 
+/* What a step that ran means for the run: a stopped step (cancel,
+ * timeout) leaves the reason to whoever stopped it; a kiln step's --json
+ * report is read when it succeeded.  Clears sr. */
+static int
+step_outcome (run_ctx *c, const char *container, kiln_step_run *sr, bool kiln_step)
+{
+        bool stopped = sr->stopped;
+
+        if (!stopped) {
+                if (sr->exit_code != 0)
+                        step_failed (c, container, sr);
+                else if (kiln_step)
+                        take_build_report (c, sr->stdout_tail);
+        }
+        kiln_step_run_clear (sr);
+        return stopped || c->f->reason ? -1 : 0;
+}
+
 static bool
 is_kiln_image (const char *image)
 {
@@ -622,14 +640,7 @@ run_image_step (run_ctx *c, const json_t *step, const char *container, const cha
                 kiln_error_free (err);
                 return -1;
         }
-        if (sr.stopped) {
-                kiln_step_run_clear (&sr);
-                return -1;
-        }
-        if (sr.exit_code != 0)
-                step_failed (c, container, &sr);
-        kiln_step_run_clear (&sr);
-        return c->f->reason ? -1 : 0;
+        return step_outcome (c, container, &sr, false);
 }
 
 static int
@@ -674,16 +685,7 @@ run_step (run_ctx *c, const json_t *step)
                 kiln_error_free (err);
                 return -1;
         }
-        if (sr.stopped) {
-                kiln_step_run_clear (&sr);
-                return -1;
-        }
-        if (sr.exit_code != 0)
-                step_failed (c, container, &sr);
-        else
-                take_build_report (c, sr.stdout_tail);
-        kiln_step_run_clear (&sr);
-        return c->f->reason ? -1 : 0;
+        return step_outcome (c, container, &sr, true);
 }
 
 static int
