@@ -12,14 +12,19 @@
 static void
 print_help (FILE *f)
 {
+        int w = 4; /* "help" */
+
         fputs ("kiln: turn function source into OCI images, without a Docker daemon.\n\n"
                "Usage: kiln [--quiet] [--json] [--log-level L] COMMAND [ARGS...]\n\n"
                "Commands:\n",
                f);
         for (const kiln_command *const *c = kiln_commands; *c; c++)
-                fprintf (f, "  %-10s %s\n", (*c)->name, (*c)->summary);
-        fputs ("  help       show the help of a command\n\n"
-               "Run `kiln help COMMAND` for a command's options.\n"
+                if ((int) strlen ((*c)->name) > w)
+                        w = (int) strlen ((*c)->name);
+        for (const kiln_command *const *c = kiln_commands; *c; c++)
+                fprintf (f, "  %-*s  %s\n", w, (*c)->name, (*c)->summary);
+        fprintf (f, "  %-*s  show the help of a command\n\n", w, "help");
+        fputs ("Run `kiln help COMMAND` for a command's options.\n"
                "Exit codes: 0 success, 1 failure, 2 usage error.\n",
                f);
 }
