@@ -49,7 +49,14 @@ check_run (char **uid, kiln_store *s, kiln_runner *r, const char *ns, const char
         kiln_validate_buildrun (&v, &res, s, ns, br);
         type = json_string_value (
             json_object_get (json_object_get (res.effective, "source"), "type"));
-        if (kiln_buildrun_is_done (br)) {
+        /* A run that is not Local never takes one, whatever its state: that
+         * is said first, so the answer does not depend on how fast it ran. */
+        if (res.effective != NULL && !kiln_source_is_local (res.effective)) {
+                kiln_api_status (resp, 400, "BadRequest",
+                                 "buildrun %s does not take a source upload: its source type is "
+                                 "%s, not Local",
+                                 name, type ? type : "(none)");
+        } else if (kiln_buildrun_is_done (br)) {
                 kiln_api_status (resp, 409, "Conflict",
                                  "buildrun %s has already finished: it takes no source upload",
                                  name);
@@ -57,11 +64,6 @@ check_run (char **uid, kiln_store *s, kiln_runner *r, const char *ns, const char
                 kiln_api_status (resp, 400, "BadRequest",
                                  "buildrun %s cannot take a source upload: %s", name,
                                  v.message ? v.message : "it does not resolve");
-        } else if (!kiln_source_is_local (res.effective)) {
-                kiln_api_status (resp, 400, "BadRequest",
-                                 "buildrun %s does not take a source upload: its source type is "
-                                 "%s, not Local",
-                                 name, type ? type : "(none)");
         } else {
                 const char *u
                     = json_string_value (json_object_get (json_object_get (br, "metadata"), "uid"));

@@ -81,7 +81,7 @@ with tarfile.open(w + "/symlink.tar", "w", format=tarfile.GNU_FORMAT) as t:
 with tarfile.open(w + "/abs.tar", "w", format=tarfile.GNU_FORMAT) as t:
     add(t, w + "/outside/abs.txt", b"pwned")
 PY
-api POST "$(ns_path up buildruns)" '{"metadata":{"name":"h1"},"spec":{"build":{"name":"loc"},"source":{"type":"Local","local":{"name":"local-copy","timeout":"3s"}}}}'
+api POST "$(ns_path up buildruns)" '{"metadata":{"name":"h1"},"spec":{"build":{"name":"loc"},"source":{"type":"Local","local":{"name":"local-copy","timeout":"1m"}}}}'
 check_eq "a BuildRun-level Local source override is accepted" 201 "$API_STATUS"
 upload h1 "$WORK/dotdot.tar"
 check_eq "a tar with ../ paths: 400 naming the entry" "400 True" "$API_STATUS $(j '".." in d["message"] and "outside/escaped.txt" in d["message"]')"
@@ -90,6 +90,8 @@ check_eq "a tar with an absolute path: 400" 400 "$API_STATUS"
 upload h1 "$WORK/symlink.tar"
 check "nothing was written outside (../, absolute, through an absolute symlink)" test -z "$(ls -A "$WORK/outside")"
 check "no partial upload is left" test -z "$(find "$SERVE_DATA/uploads" -name '.extract-*')"
+# h1 waits for a good upload that never comes: free its worker.
+api DELETE "$(ns_path up buildruns h1)"
 
 # no upload in time: local.timeout
 api POST "$(ns_path up buildruns)" '{"metadata":{"name":"late"},"spec":{"build":{"name":"loc"},"source":{"type":"Local","local":{"name":"local-copy","timeout":"2s"}}}}'
@@ -206,6 +208,8 @@ check "... lists kiln-append" grep -q '^kiln-append ' "$WORK/k.out"
 timeout 60 "$KILN" get buildruns -n up -w >"$WORK/watch.out" 2>&1 &
 wpid=$!
 T_PIDS+=("$wpid")
+# the watch is open (its first rows are out) before the run is made
+for _ in $(seq 50); do [ -s "$WORK/watch.out" ] && break; sleep 0.1; done
 "$KILN" upload loc "$src" -n up >"$WORK/wname" 2>/dev/null
 wname=$(cat "$WORK/wname")
 wait_done up "$wname" 60 >/dev/null
