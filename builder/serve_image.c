@@ -378,22 +378,6 @@ is_clean_abs (const char *p)
         return true;
 }
 
-static const json_t *
-find_volume (const json_t *strategy, const char *name)
-{
-        const json_t *vols = json_object_get (json_object_get (strategy, "spec"), "volumes");
-        size_t i;
-        json_t *v;
-
-        json_array_foreach (vols, i, v)
-        {
-                const char *n = json_string_value (json_object_get (v, "name"));
-                if (n && strcmp (n, name) == 0)
-                        return v;
-        }
-        return NULL;
-}
-
 /* The step's volumeMounts: each an emptyDir of the strategy, a dir per
  * volume per run under WORK/volumes, shared by the steps that mount it. */
 static int
@@ -416,7 +400,7 @@ volume_mounts (mounts *m, const kiln_image_step *s, kiln_error **err)
                                                  "volumeMount %s: mountPath must be an absolute "
                                                  "path without . or ..",
                                                  name);
-                vol = find_volume (s->strategy, name);
+                vol = kiln_strategy_entry (s->strategy, "volumes", name);
                 if (vol == NULL)
                         return kiln_error_makec (err, KILN_E_INVALID, 0,
                                                  "volumeMount %s: the strategy has no such volume",

@@ -174,6 +174,22 @@ mentions (const json_t *v, const char *needle)
         return false;
 }
 
+const json_t *
+kiln_strategy_entry (const json_t *strategy, const char *list, const char *name)
+{
+        const json_t *entries = json_object_get (json_object_get (strategy, "spec"), list);
+        size_t i;
+        json_t *e;
+
+        json_array_foreach (entries, i, e)
+        {
+                const char *n = json_string_value (json_object_get (e, "name"));
+                if (n && strcmp (n, name) == 0)
+                        return e;
+        }
+        return NULL;
+}
+
 bool
 kiln_strategy_mentions (const json_t *strategy, const char *needle)
 {

@@ -163,22 +163,6 @@ has_secret (kiln_store *s, const char *ns, const char *name)
 
 /* ---- parameters ---- */
 
-static const json_t *
-find_param (const json_t *strategy, const char *name)
-{
-        const json_t *params = json_object_get (json_object_get (strategy, "spec"), "parameters");
-        size_t i;
-        json_t *p;
-
-        json_array_foreach (params, i, p)
-        {
-                const char *n = str_at (p, "name");
-                if (n && strcmp (n, name) == 0)
-                        return p;
-        }
-        return NULL;
-}
-
 static bool
 param_is_array (const json_t *p)
 {
@@ -314,7 +298,7 @@ check_params (kiln_verdict *v, const json_t *strategy, const json_t *values)
                         add_name (&l.restricted, name);
                         continue;
                 }
-                def = find_param (strategy, name);
+                def = kiln_strategy_entry (strategy, "parameters", name);
                 if (def == NULL) {
                         add_name (&l.undefined, name);
                         continue;

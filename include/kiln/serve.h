@@ -128,6 +128,10 @@ void kiln_step_expand_list (char ***argv, const json_t *list, const json_t *para
 /* True when any string in the strategy's steps mentions `needle`. */
 bool kiln_strategy_mentions (const json_t *strategy, const char *needle);
 
+/* The entry named `name` of the strategy's spec.LIST (parameters, volumes,
+ * steps), or NULL. */
+const json_t *kiln_strategy_entry (const json_t *strategy, const char *list, const char *name);
+
 /* One step's process: its own session and process group; the group (and
  * every process carrying marker in its environment) is sent SIGTERM and,
  * after a grace period, SIGKILL on timeout or stop. */
